@@ -1,0 +1,11 @@
+"""The stream processors. Importing this package registers every agent, table and view on the app.
+
+ingest     document-received → docling → picture-requests + document-updates
+describe   picture-requests  → Gemini  → document-updates
+aggregate  document-updates  → documents table → document-enriched
+"""
+
+from docsight import web  # noqa: F401  (registers the worker's web views)
+from docsight.tables import views  # noqa: F401  (registers the table's web views)
+
+from . import aggregate, describe, ingest  # noqa: F401

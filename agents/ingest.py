@@ -1,0 +1,71 @@
+"""Ingest: document-received → validate → docling → manifest + one request per picture."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from docsight.app import app, settings
+from docsight.extraction import ExtractionError, resolve_document_path
+from docsight.streams.records import DocumentFailed, DocumentUpdate, PictureInfo, PictureRequest
+from docsight.streams.topics import document_failed, document_received, document_updates, picture_requests
+from docsight.streams.validation import InvalidEvent, parse_document_received
+
+from .resources import blob_store, extraction_pool
+
+log = logging.getLogger(__name__)
+
+
+@app.agent(document_received, concurrency=settings.extraction_processes)
+async def ingest(events):
+    """One document at a time per actor; as many actors as extraction processes."""
+    async for event in events.events():
+        raw = event.value
+        try:
+            document = parse_document_received(raw, settings.max_event_bytes)
+        except InvalidEvent as invalid:
+            await reject(invalid.document_id, "validation", invalid.reason, str(invalid), raw)
+            continue
+        await extract(document, raw)
+
+
+async def extract(document, raw: bytes) -> None:
+    document_id = document.document_id
+    base = dict(document_id=document_id, user_id=document.user_id, location=document.location)
+    await document_updates.send(key=document_id, value=DocumentUpdate(kind="received", at=time.time(), **base))
+    try:
+        path = resolve_document_path(document.location, settings.document_root)
+        result = await extraction_pool().extract(path, document.content_type)
+    except ExtractionError as error:
+        await reject(document_id, "extraction", error.reason, str(error), raw, user_id=document.user_id,
+                     location=document.location)
+        return
+    log.info("document %s extracted: format=%s pictures=%d", document_id, result.format, len(result.pictures))
+
+    markdown_ref = blob_store().put_text(json.dumps(result.segments))
+    pictures = [PictureInfo(index=p.index, sha256=p.sha256, width=p.width, height=p.height,
+                            location=p.location, caption=p.caption) for p in result.pictures]
+    await document_updates.send(key=document_id, value=DocumentUpdate(
+        kind="manifest", at=time.time(), format=result.format, markdown_ref=markdown_ref, pictures=pictures, **base))
+    for picture in result.pictures:
+        # keyed by content: identical pictures meet on one partition (and its cache)
+        await picture_requests.send(key=picture.sha256, value=PictureRequest(
+            document_id=document_id, picture_index=picture.index, sha256=picture.sha256,
+            mime_type=picture.mime_type, width=picture.width, height=picture.height,
+            size_bytes=picture.size_bytes, caption=picture.caption, context=picture.context,
+            location=picture.location, requested_at=time.time()))
+
+
+async def reject(document_id: str | None, stage: str, reason: str, message: str, raw: bytes | None,
+                 user_id: str = "", location: str = "") -> None:
+    """Send a document to document-failed, and record the failure on its aggregate."""
+    log.warning("document %s failed at %s: %s (%s)", document_id, stage, reason, message)
+    original = raw.decode("utf-8", errors="replace") if raw else ""
+    await document_failed.send(key=document_id, value=DocumentFailed(
+        document_id=document_id, stage=stage, reason=reason, message=message, original=original,
+        failed_at=time.time()))
+    if document_id:
+        await document_updates.send(key=document_id, value=DocumentUpdate(
+            kind="failed", document_id=document_id, at=time.time(), stage=stage, reason=reason, message=message,
+            user_id=user_id, location=location))

@@ -1,0 +1,123 @@
+"""Every docsight setting: typed, documented here, read once from the environment.
+
+Names follow the seed's environment variables where they exist (``GEMINI_*``,
+``VISION_*``); the rest are ``DOCSIGHT_*``. A bad value stops the program with
+a message that names the variable and what it accepts.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message says which and why."""
+
+
+def _env(name: str, default, description: str, **constraints):
+    return Field(default, validation_alias=name, description=description, **constraints)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    # --- Cluster -----------------------------------------------------------
+    broker_url: str | None = _env(
+        "DOCSIGHT_BROKER_URL", None,
+        "Kafka bootstrap servers, e.g. kafka://host:9092. Unset: docsight starts the embedded Tansu broker.")
+    embedded_broker: bool = _env(
+        "DOCSIGHT_EMBEDDED_BROKER", False,
+        "The broker is the embedded Tansu: apply its workarounds. Set by docsight when it starts Tansu itself.")
+    app_id: str = _env("DOCSIGHT_APP_ID", "docsight", "Faust app id: consumer group and internal topic prefix.")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = _env(
+        "DOCSIGHT_PROCESSING_GUARANTEE", "at_least_once",
+        "Faust processing guarantee. exactly_once needs Kafka transactions (not on the embedded broker).")
+    document_partitions: int = _env(
+        "DOCSIGHT_DOCUMENT_PARTITIONS", 6, "Partitions of document-received and the per-document topics.", ge=1)
+    picture_partitions: int = _env(
+        "DOCSIGHT_PICTURE_PARTITIONS", 6, "Partitions of the internal picture-request topic.", ge=1)
+
+    # --- Worker ------------------------------------------------------------
+    data_dir: Path = _env("DOCSIGHT_DATA_DIR", Path("var"), "Worker state: RocksDB tables, logs.")
+    store_dir: Path | None = _env(
+        "DOCSIGHT_STORE_DIR", None,
+        "Content-addressed store for picture bytes and markdown, shared by all workers. Default: DATA_DIR/store.")
+    document_root: Path = _env(
+        "DOCSIGHT_DOCUMENT_ROOT", Path("var/documents"),
+        "Documents are read only from below this folder; events name files relative to it.")
+    web_host: str = _env("DOCSIGHT_WEB_HOST", "127.0.0.1", "Address the worker's web server binds to.")
+    web_port: int = _env("DOCSIGHT_WEB_PORT", 6066, "Port of the worker's web views and /metrics.", ge=1, le=65535)
+    extraction_processes: int = _env(
+        "DOCSIGHT_EXTRACTION_PROCESSES", 2, "Processes converting documents with docling.", ge=1)
+    max_document_mb: float = _env(
+        "DOCSIGHT_MAX_DOCUMENT_MB", 50.0, "Documents larger than this fail with reason too_large.", gt=0)
+    max_event_bytes: int = _env(
+        "DOCSIGHT_MAX_EVENT_BYTES", 64 * 1024, "document-received events larger than this are rejected.", gt=0)
+
+    # --- Gemini ------------------------------------------------------------
+    gemini_api_key: str = _env("GEMINI_API_KEY", "", "Gemini API key. Never logged or exposed.", repr=False)
+    gemini_model: str = _env("GEMINI_MODEL", "gemini-2.5-flash", "Model that describes pictures.")
+    gemini_base_url: str | None = _env(
+        "GOOGLE_GEMINI_BASE_URL", None, "Gemini endpoint. Unset: Google's. The demo points it at the local server.")
+
+    # --- Vision: pacing and retries ------------------------------------------
+    vision_max_concurrent_per_consumer: int = _env(
+        "VISION_MAX_CONCURRENT_PER_CONSUMER", 5, "Gemini calls in flight per worker.", ge=1)
+    vision_rate_limit_per_minute: float = _env(
+        "VISION_RATE_LIMIT_PER_MINUTE", 30, "Gemini requests per minute for the whole cluster.", gt=0)
+    vision_burst_size: int = _env(
+        "VISION_BURST_SIZE", 1, "Calls the pacer lets through at once; keep small against windowed quotas.", ge=1)
+    vision_request_timeout_seconds: float = _env(
+        "VISION_REQUEST_TIMEOUT_SECONDS", 60.0, "Timeout of one Gemini call.", gt=0)
+    vision_retry_deadline_seconds: float = _env(
+        "VISION_RETRY_DEADLINE_SECONDS", 300.0, "How long one picture is retried before it is marked failed.", gt=0)
+    vision_max_output_tokens: int = _env(
+        "VISION_MAX_OUTPUT_TOKENS", 512, "Upper bound of a description's length in tokens.", ge=16)
+    vision_thinking_budget: int = _env(
+        "VISION_THINKING_BUDGET", 0, "Gemini thinking tokens per call (0 turns thinking off, the cheapest).", ge=0)
+    vision_media_resolution: Literal["", "LOW", "MEDIUM", "HIGH"] = _env(
+        "VISION_MEDIA_RESOLUTION", "", "Gemini mediaResolution for pictures (LOW caps a picture at 64 tokens).")
+
+    @model_validator(mode="after")
+    def _store_defaults_to_data_dir(self) -> "Settings":
+        if self.store_dir is None:
+            object.__setattr__(self, "store_dir", self.data_dir / "store")
+        return self
+
+    @model_validator(mode="after")
+    def _exactly_once_needs_kafka(self) -> "Settings":
+        if self.embedded_broker and self.processing_guarantee == "exactly_once":
+            raise ValueError("DOCSIGHT_PROCESSING_GUARANTEE=exactly_once needs a real Kafka; "
+                             "the embedded broker has no transactions")
+        return self
+
+
+def env_names() -> dict[str, str]:
+    """Environment variable name -> field name, for docs and error messages."""
+    return {field.validation_alias: name for name, field in Settings.model_fields.items()}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return load_settings()
+
+
+def load_settings(**overrides) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    lines = ["invalid docsight settings:"]
+    for problem in error.errors():
+        name = ".".join(str(part) for part in problem["loc"])
+        lines.append(f"  {name}={problem.get('input')!r}: {problem['msg']}")
+    return "\n".join(lines)

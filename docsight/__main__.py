@@ -1,0 +1,3 @@
+from docsight.cli import main
+
+raise SystemExit(main())

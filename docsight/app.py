@@ -1,0 +1,30 @@
+"""The Faust app: one per worker process, configured from the settings read at import.
+
+Agents, tables and web views register themselves on ``app`` when
+``docsight.agents`` is imported; ``docsight worker`` does that and runs it.
+The broker URL must be known before import: the CLI starts the embedded
+broker first when none is configured.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from docsight.broker import faust_broker_options
+from docsight.config import get_settings
+
+settings = get_settings()
+
+app = faust.App(
+    settings.app_id,
+    broker=settings.broker_url or "kafka://localhost:9092",
+    store="rocksdb://",
+    datadir=str(settings.data_dir / "faust"),
+    processing_guarantee=settings.processing_guarantee,
+    topic_partitions=settings.document_partitions,
+    web_bind=settings.web_host,
+    web_port=settings.web_port,
+    canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+    origin="docsight",
+    **faust_broker_options(embedded=settings.embedded_broker),
+)

@@ -1,0 +1,132 @@
+"""Talk to a docsight cluster from outside: submit documents, read their outcomes.
+
+Used by the CLI (demo, submit), the tests and the benchmarks; any Kafka
+client speaking the JSON schemas in the README can do the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+INPUT_TOPIC = "document-received"
+OUTPUT_TOPICS = ("document-enriched", "document-failed")
+
+
+def bootstrap_servers(broker_url: str) -> str:
+    """``kafka://host:port;kafka://host2:port`` → ``host:port,host2:port``."""
+    hosts = [part.strip().removeprefix("kafka://") for part in broker_url.replace(";", ",").split(",")]
+    return ",".join(host for host in hosts if host)
+
+
+def document_event(document_id: str, user_id: str, location: str, content_type: str | None = None) -> dict:
+    return {
+        "document_id": document_id,
+        "user_id": user_id,
+        "location": location,
+        "content_type": content_type,
+        "submitted_at": datetime.now(timezone.utc).isoformat(),
+    }
+
+
+async def ensure_topics(broker_url: str, partitions: int) -> None:
+    """Create the input and output topics with their partitions if they do not exist yet.
+
+    Without this, a producer that comes first would let the broker create
+    document-received with its default partition count.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [NewTopic(name, partitions, 1) for name in (INPUT_TOPIC, *OUTPUT_TOPICS) if name not in existing]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+@dataclass
+class Outcome:
+    topic: str                    # document-enriched | document-failed
+    document_id: str | None
+    value: dict
+    received_at: float
+
+    @property
+    def enriched(self) -> bool:
+        return self.topic == "document-enriched"
+
+
+class DocsightClient:
+    def __init__(self, broker_url: str) -> None:
+        self.servers = bootstrap_servers(broker_url)
+        self._producer: AIOKafkaProducer | None = None
+
+    async def __aenter__(self) -> "DocsightClient":
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.servers, acks="all", max_batch_size=16384)
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._producer.stop()
+
+    async def submit(self, event: dict) -> None:
+        await self.submit_raw(event.get("document_id"), json.dumps(event).encode())
+
+    async def submit_raw(self, key: str | None, payload: bytes) -> None:
+        """Send any payload as-is (the tests send malformed ones)."""
+        await self._producer.send_and_wait(INPUT_TOPIC, payload, key=key.encode() if key else None)
+
+    async def collect(self, document_ids: set[str] | None = None, count: int | None = None,
+                      timeout: float = 120.0, from_beginning: bool = True) -> list[Outcome]:
+        """Read outcomes until every id in ``document_ids`` (or ``count`` outcomes) has one, or time out."""
+        consumer = AIOKafkaConsumer(
+            *OUTPUT_TOPICS, bootstrap_servers=self.servers, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            group_instance_id=None, client_id=f"docsight-client-{uuid.uuid4().hex[:8]}")
+        await consumer.start()
+        outcomes: list[Outcome] = []
+        seen: set[str] = set()
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if document_ids is not None and document_ids <= seen:
+                    break
+                if count is not None and len(outcomes) >= count:
+                    break
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    for record in records:
+                        value = json.loads(record.value)
+                        outcome = Outcome(record.topic, value.get("document_id"), value, time.time())
+                        if document_ids is None or outcome.document_id in document_ids:
+                            outcomes.append(outcome)
+                            seen.add(outcome.document_id)
+        finally:
+            await consumer.stop()
+        return outcomes
+
+
+def new_document_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def wait_for(predicate, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return True
+        await asyncio.sleep(interval)
+    return False

@@ -1,0 +1,1 @@
+"""Describing pictures with Gemini: client, token rules, budgets and retries."""

@@ -1,0 +1,126 @@
+"""Event records of every topic docsight reads or writes (JSON on the wire).
+
+External topics carry plain JSON (no Faust metadata) so that any producer or
+consumer can speak them; the README documents each schema.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import faust
+
+
+class Event(faust.Record, serializer="json", include_metadata=False):
+    """Base of every docsight event: plain JSON, unknown fields ignored."""
+
+
+# --- document-received (input) ---------------------------------------------
+
+class DocumentReceived(Event):
+    document_id: str
+    user_id: str
+    location: str                      # path under the document root, or a file:// URI
+    content_type: Optional[str] = None  # MIME type; inferred from the file when absent
+    submitted_at: Optional[str] = None  # ISO 8601
+
+
+# --- internal: picture requests, keyed by the picture's SHA-256 --------------
+
+class PictureRequest(Event):
+    document_id: str
+    picture_index: int
+    sha256: str
+    mime_type: str
+    width: int
+    height: int
+    size_bytes: int
+    caption: str = ""
+    context: str = ""
+    location: Optional[str] = None
+    requested_at: float = 0.0
+
+
+# --- internal: per-document updates for the aggregating table, keyed by document id
+
+class PictureInfo(Event):
+    index: int
+    sha256: str
+    width: int
+    height: int
+    location: Optional[str] = None
+    caption: str = ""
+
+
+class PictureResult(Event):
+    index: int
+    sha256: str
+    status: str                        # described | failed | skipped
+    description: str = ""
+    reason: str = ""                   # why it failed or was skipped
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+    attempts: int = 0
+    latency_seconds: float = 0.0
+
+
+class DocumentUpdate(Event):
+    """One change to a document's aggregate; ``kind`` says which field is set.
+
+    kinds: ``received`` (extraction started), ``manifest`` (extraction done:
+    the pictures to expect), ``picture`` (one picture's outcome), ``failed``.
+    """
+
+    kind: str
+    document_id: str
+    at: float
+    user_id: str = ""
+    location: str = ""
+    format: str = ""
+    markdown_ref: str = ""             # BlobStore digest of the JSON list of markdown segments
+    pictures: List[PictureInfo] = []
+    picture: Optional[PictureResult] = None
+    stage: str = ""
+    reason: str = ""
+    message: str = ""
+
+
+# --- outputs -----------------------------------------------------------------
+
+class EnrichedPicture(Event):
+    index: int
+    sha256: str
+    status: str
+    description: str
+    reason: str = ""
+    location: Optional[str] = None
+    caption: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+
+
+class DocumentEnriched(Event):
+    document_id: str
+    user_id: str
+    location: str
+    format: str
+    markdown: str                      # the document's markdown with each description at its picture
+    markdown_ref: str                  # BlobStore digest of the same markdown
+    pictures: List[EnrichedPicture]
+    input_tokens: int
+    output_tokens: int
+    thinking_tokens: int
+    received_at: float
+    completed_at: float
+
+
+class DocumentFailed(Event):
+    document_id: Optional[str]         # None when the event could not be parsed at all
+    stage: str                         # validation | extraction | aggregation
+    reason: str                        # short code, e.g. not_found, corrupt, invalid_event
+    message: str                       # a sentence for people
+    original: str                      # the received event as text, untouched
+    failed_at: float

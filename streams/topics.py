@@ -1,0 +1,33 @@
+"""Every topic docsight uses, declared on the app.
+
+document-received ─▶ [ingest] ─▶ picture-requests (key: picture sha256) ─▶ [describe]
+                          │                                                   │
+                          └──▶ document-updates (key: document id) ◀─────────┘
+                                        │
+                                    [aggregate] ─▶ document-enriched | document-failed
+"""
+
+from __future__ import annotations
+
+from docsight.app import app, settings
+
+from .records import DocumentEnriched, DocumentFailed, DocumentUpdate, PictureRequest
+
+# Raw bytes: the ingest agent validates each event itself so that a malformed
+# one becomes a document-failed event instead of a crashed stream.
+document_received = app.topic(
+    "document-received", partitions=settings.document_partitions, key_type=bytes, value_type=bytes)
+
+picture_requests = app.topic(
+    f"{settings.app_id}-picture-requests", partitions=settings.picture_partitions,
+    key_type=str, value_type=PictureRequest, internal=True)
+
+document_updates = app.topic(
+    f"{settings.app_id}-document-updates", partitions=settings.document_partitions,
+    key_type=str, value_type=DocumentUpdate, internal=True)
+
+document_enriched = app.topic(
+    "document-enriched", partitions=settings.document_partitions, key_type=str, value_type=DocumentEnriched)
+
+document_failed = app.topic(
+    "document-failed", partitions=settings.document_partitions, key_type=str, value_type=DocumentFailed)

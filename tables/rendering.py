@@ -1,0 +1,33 @@
+"""Render a document's markdown with each picture's description in place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def render_picture(picture: dict[str, Any], result: dict[str, Any]) -> str:
+    label = f"Picture {picture['index'] + 1}"
+    if picture.get("location"):
+        label += f" ({picture['location']})"
+    if result["status"] == "described":
+        body = result["description"].strip().replace("\n", "\n> ")
+    else:
+        body = f"*Description unavailable: {result.get('reason') or result['status']}.*"
+    return f"\n\n> **{label}:** {body}\n\n"
+
+
+def render_markdown(segments: list[str], pictures: list[dict[str, Any]], results: dict[str, dict[str, Any]]) -> str:
+    """Interleave the markdown segments with the pictures' descriptions.
+
+    ``segments`` has one more element than ``pictures``: the text before the
+    first picture, between each pair, and after the last.
+    """
+    if len(segments) != len(pictures) + 1:
+        raise ValueError(f"{len(segments)} markdown segments cannot hold {len(pictures)} pictures")
+    # A blank line on each side of a description; only newlines where a picture
+    # joins the text are trimmed, so nothing else of the text changes.
+    parts = [segments[0].strip("\n")]
+    for picture, segment in zip(pictures, segments[1:]):
+        parts.append(render_picture(picture, results[str(picture["index"])]))
+        parts.append(segment.strip("\n"))
+    return "".join(parts).strip("\n") + "\n"
