@@ -64,8 +64,8 @@ def run_demo(args) -> int:
     print(f"documents   {len(documents)} submitted, {len(documents) - len(failed)} enriched, {len(failed)} failed")
     print(f"pictures    {pictures} found, {described} described")
     if api_stats:
-        print(f"API calls   {api_stats['calls']} ({api_stats['answered_200']} OK, {api_stats['rate_limited_429']} "
-              f"rate-limited)")
+        print(f"API calls   {api_stats['calls_received']} ({api_stats['calls_ok']} OK, "
+              f"{api_stats['calls_429']} rate-limited; busiest minute {api_stats['busiest_60s']})")
     print(f"tokens      {input_tokens} input, {output_tokens} output")
     print(f"wall time   {time.monotonic() - started:.1f} s")
     print(f"output      {output.resolve()}")

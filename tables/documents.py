@@ -15,7 +15,6 @@ documents = app.Table(
     "documents",
     partitions=settings.document_partitions,
     key_type=str,
-    value_serializer="json",
     help="Per-document aggregate: pictures expected and described, tokens, status.",
 )
 
