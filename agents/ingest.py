@@ -27,7 +27,12 @@ async def ingest(events):
         except InvalidEvent as invalid:
             await reject(invalid.document_id, "validation", invalid.reason, str(invalid), raw)
             continue
-        await extract(document, raw)
+        try:
+            await extract(document, raw)
+        except Exception as error:  # noqa: BLE001 - a bug must fail one document, not stop the stream
+            log.exception("document %s: unexpected error", document.document_id)
+            await reject(document.document_id, "extraction", "internal_error", f"{type(error).__name__}: {error}",
+                         raw, user_id=document.user_id, location=document.location)
 
 
 async def extract(document, raw: bytes) -> None:

@@ -16,7 +16,8 @@ from .records import DocumentEnriched, DocumentFailed, DocumentUpdate, PictureRe
 # Raw bytes: the ingest agent validates each event itself so that a malformed
 # one becomes a document-failed event instead of a crashed stream.
 document_received = app.topic(
-    "document-received", partitions=settings.document_partitions, key_type=bytes, value_type=bytes)
+    "document-received", partitions=settings.document_partitions,
+    key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
 picture_requests = app.topic(
     f"{settings.app_id}-picture-requests", partitions=settings.picture_partitions,

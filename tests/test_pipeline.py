@@ -1,0 +1,181 @@
+"""End to end on real parts: Tansu, docling in worker processes, the SDK against the local Gemini server."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from docsight.client import document_event
+from docsight.extraction import ExtractionLimits, extract_document
+from docsight.storage import BlobStore
+
+from cluster_helpers import submit_and_wait, submit_document, unique_id, wait_for_status
+from conftest import SAMPLES
+
+pytestmark = pytest.mark.cluster
+
+SAMPLE_FILES = ["annual_report.pdf", "product_brief.docx", "quarterly_review.pptx", "field_notes.html",
+                "sales_data.xlsx", "team_update.md"]
+
+
+@pytest.mark.parametrize("name", SAMPLE_FILES)
+def test_every_format_is_enriched_with_a_description_at_every_picture(cluster, gemini, tmp_path, name):
+    expected = extract_document(SAMPLES / name, None, BlobStore(tmp_path), ExtractionLimits())
+    assert expected.pictures, f"sample {name} should have pictures"
+
+    outcome = submit_document(cluster, name, prefix=name.split(".")[0])
+
+    assert outcome.enriched, outcome.value
+    enriched = outcome.value
+    assert enriched["format"] == expected.format
+    assert [p["sha256"] for p in enriched["pictures"]] == [p.sha256 for p in expected.pictures]
+    markdown = enriched["markdown"]
+    position = 0
+    for picture, extracted in zip(enriched["pictures"], expected.pictures):
+        assert picture["status"] == "described", picture
+        # the local server's description names the picture's own fingerprint: the right bytes went out
+        assert f"fingerprint {extracted.sha256[:8]}" in picture["description"]
+        # ... and the description sits in the markdown at its picture, in reading order
+        found = markdown.find(picture["description"], position)
+        assert found >= position, f"picture {picture['index']} out of place"
+        position = found
+    assert enriched["input_tokens"] >= 258 * len(expected.pictures)
+    # the text of the document is still there around the descriptions
+    for segment in expected.segments:
+        for line in (line.strip() for line in segment.splitlines()):
+            if len(line) > 30:
+                assert line in markdown
+                break
+
+
+def test_a_document_without_pictures_completes_at_once(cluster, gemini):
+    calls_before = gemini.stats()["calls_received"]
+    outcome = submit_document(cluster, "memo_no_pictures.docx", prefix="memo")
+    assert outcome.enriched and outcome.value["pictures"] == []
+    assert outcome.value["markdown"].strip()
+    assert gemini.stats()["calls_received"] == calls_before
+
+
+def test_status_view_reports_the_document(cluster, gemini):
+    outcome = submit_document(cluster, "product_brief.docx", prefix="status")
+    body = wait_for_status(cluster.workers["worker1"], outcome.document_id, "enriched")
+    assert body["pictures"]["expected"] == len(outcome.value["pictures"])
+    assert body["pictures"]["described"] == body["pictures"]["expected"]
+    assert body["tokens"]["input"] == outcome.value["input_tokens"]
+    assert body["completed_at"] >= body["received_at"]
+    status, body = cluster.workers["worker1"].get_json("/documents/no-such-document")
+    assert status == 404 and "unknown document" in body["error"]
+
+
+def test_malformed_events_go_to_document_failed_and_the_worker_keeps_running(cluster, gemini):
+    bad_json_key = unique_id("badjson")
+    missing_field_id = unique_id("missing")
+    outcomes = submit_and_wait(
+        cluster,
+        raw=[(bad_json_key, b"{this is not json"),
+             (missing_field_id, json.dumps({"document_id": missing_field_id, "location": "x.pdf"}).encode())],
+        expect={None, missing_field_id}, timeout=60)
+    assert outcomes[missing_field_id].value["reason"] == "missing_field"
+    assert "user_id" in outcomes[missing_field_id].value["message"]
+    unparsable = outcomes[None].value
+    assert unparsable["stage"] == "validation" and unparsable["reason"] == "invalid_json"
+    assert unparsable["original"] == "{this is not json"
+    # still running: a good document goes through afterwards
+    assert submit_document(cluster, "team_update.md", prefix="after-bad").enriched
+
+
+@pytest.mark.parametrize("location, reason", [
+    ("missing.pdf", "not_found"),
+    ("../../etc/passwd", "outside_root"),
+])
+def test_unreadable_documents_fail_with_a_reason(cluster, gemini, location, reason):
+    outcome = submit_document(cluster, location, prefix="unreadable")
+    assert not outcome.enriched
+    assert outcome.value["stage"] == "extraction" and outcome.value["reason"] == reason
+    assert json.loads(outcome.value["original"])["location"] == location
+    body = wait_for_status(cluster.workers["worker1"], outcome.document_id, "failed")
+    assert body["failure"]["reason"] == reason
+
+
+def test_a_picture_the_api_rejects_is_marked_failed_and_the_document_completes(cluster, gemini):
+    # the first call is answered 400 "Unable to process input image", like the real API does
+    gemini.control({"enqueue": [{"kind": "error", "code": 400, "status": "INVALID_ARGUMENT",
+                                 "message": "Unable to process input image. Please retry or report."}]})
+    outcome = submit_document(cluster, "team_update.md", prefix="rejected")
+    assert outcome.enriched
+    statuses = [p["status"] for p in outcome.value["pictures"]]
+    assert statuses.count("failed") == 1 and statuses.count("described") == len(statuses) - 1
+    failed = next(p for p in outcome.value["pictures"] if p["status"] == "failed")
+    assert failed["reason"] == "invalid_image"
+    assert "Description unavailable: invalid_image" in outcome.value["markdown"]
+
+
+def test_a_429_is_retried_after_the_apis_retry_delay(cluster, gemini):
+    gemini.control({"enqueue": [{"kind": "429", "retry_delay_s": 2, "quota": "rpm"}]})
+    before = gemini.stats()
+    outcome = submit_document(cluster, "team_update.md", prefix="ratelimited")
+    after = gemini.stats()
+    assert outcome.enriched
+    assert all(p["status"] == "described" for p in outcome.value["pictures"])
+    assert after["calls_429"] - before["calls_429"] == 1
+    assert after["calls_ok"] - before["calls_ok"] == len(outcome.value["pictures"])
+    # the retried picture waited at least the API's retryDelay
+    assert outcome.value["completed_at"] - outcome.value["received_at"] >= 2.0
+
+
+def test_redelivered_updates_do_not_emit_again(cluster, gemini):
+    """Replaying every update of a finished document changes nothing and emits nothing."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    outcome = submit_document(cluster, "team_update.md", prefix="redelivery")
+    document_id = outcome.document_id
+
+    async def replay():
+        consumer = AIOKafkaConsumer("docsight-document-updates", bootstrap_servers=cluster.broker.bootstrap_servers,
+                                    group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        updates = []
+        try:
+            for _ in range(20):
+                batches = await consumer.getmany(timeout_ms=500)
+                if not batches and updates:
+                    break
+                for records in batches.values():
+                    updates += [r for r in records if r.key == document_id.encode()]
+        finally:
+            await consumer.stop()
+        producer = AIOKafkaProducer(bootstrap_servers=cluster.broker.bootstrap_servers)
+        await producer.start()
+        try:
+            for record in updates:
+                await producer.send_and_wait("docsight-document-updates", record.value, key=record.key)
+        finally:
+            await producer.stop()
+        return len(updates)
+
+    replayed = asyncio.run(replay())
+    assert replayed >= 2 + len(outcome.value["pictures"])  # received, manifest, one per picture
+    time.sleep(3)  # the aggregator handles an update in milliseconds
+    outcomes = submit_and_wait(cluster, expect={document_id}, timeout=10)
+    status, body = cluster.workers["worker1"].get_json(f"/documents/{document_id}")
+    assert body["status"] == "enriched"
+    assert body["tokens"]["input"] == outcome.value["input_tokens"]
+    assert outcomes[document_id].value == outcome.value
+    assert count_outputs(cluster, document_id) == 1
+
+
+def count_outputs(cluster, document_id: str) -> int:
+    import asyncio
+
+    from docsight.client import DocsightClient
+
+    async def run():
+        async with DocsightClient(cluster.broker_url) as client:
+            outcomes = await client.collect(None, timeout=3)
+        return sum(1 for o in outcomes if o.document_id == document_id)
+
+    return asyncio.run(run())
