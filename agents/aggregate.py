@@ -6,6 +6,7 @@ import json
 import logging
 import time
 
+from docsight import observability as metrics
 from docsight.app import app
 from docsight.streams.records import DocumentEnriched, EnrichedPicture
 from docsight.streams.topics import document_enriched, document_updates
@@ -30,6 +31,7 @@ async def aggregate(updates):
             enriched = build_enriched(state)
             await (await document_enriched.send(key=state.document_id, value=enriched))
             mark_emitted(state, enriched.completed_at)
+            metrics.record_document("enriched", enriched.completed_at - enriched.received_at)
             log.info("document %s enriched: %d pictures", state.document_id, len(state.pictures))
         save_state(state)
 
@@ -45,10 +47,11 @@ def build_enriched(state: DocumentState) -> DocumentEnriched:
             index=picture["index"], sha256=picture["sha256"], status=result["status"],
             description=result["description"], reason=result["reason"], location=picture["location"],
             caption=picture["caption"], input_tokens=result["input_tokens"],
-            output_tokens=result["output_tokens"], thinking_tokens=result["thinking_tokens"]))
+            output_tokens=result["output_tokens"], thinking_tokens=result["thinking_tokens"],
+            cost_usd=result["cost_usd"], cached=result["cached"]))
     return DocumentEnriched(
         document_id=state.document_id, user_id=state.user_id, location=state.location, format=state.format,
         markdown=markdown, markdown_ref=store.put_text(markdown), pictures=pictures,
         input_tokens=state.tokens("input"), output_tokens=state.tokens("output"),
-        thinking_tokens=state.tokens("thinking"), received_at=state.received_at or 0.0,
+        thinking_tokens=state.tokens("thinking"), cost_usd=state.cost_usd, received_at=state.received_at or 0.0,
         completed_at=time.time())

@@ -1,33 +1,91 @@
-"""Describe: one picture request → a paced, retried Gemini call → the picture's outcome."""
+"""Describe: one picture request → cache, or a budgeted Gemini call → the picture's outcome."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+from docsight import observability as metrics
 from docsight.app import app, settings
+from docsight.cost import ImageRejectedError, picture_key, prepare_for_api
 from docsight.storage import BlobNotFound
-from docsight.streams.records import DocumentUpdate, PictureResult
+from docsight.streams.records import DocumentUpdate, PictureRequest, PictureResult
 from docsight.streams.topics import document_updates, picture_requests
-from docsight.vision.describer import Outcome
+from docsight.tables.descriptions import descriptions
+from docsight.vision.describer import Outcome, PreparedPicture
+from docsight.vision.prompt import PROMPT_VERSION
 
-from .resources import blob_store, picture_describer
+from .resources import blob_store, daily_spend_cap, picture_describer, price_table, single_flight
 
 
 @app.agent(picture_requests, concurrency=settings.vision_max_concurrent_per_consumer)
 async def describe(requests):
     async for request in requests:
-        try:
-            image = blob_store().get(request.sha256)
-        except BlobNotFound:
-            outcome = Outcome(status="failed", reason="picture_missing_from_store")
-        else:
-            outcome = await picture_describer().describe(
-                image, request.mime_type, request.caption, request.context, request.location)
-        result = PictureResult(
-            index=request.picture_index, sha256=request.sha256, status=outcome.status,
-            description=outcome.description, reason=outcome.reason, model=outcome.model,
-            input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens,
-            thinking_tokens=outcome.thinking_tokens, attempts=outcome.attempts,
-            latency_seconds=outcome.latency_seconds)
+        result = await describe_picture(request)
+        metrics.record_picture(result.status, result.latency_seconds)
         await document_updates.send(key=request.document_id, value=DocumentUpdate(
             kind="picture", document_id=request.document_id, at=time.time(), picture=result))
+
+
+async def describe_picture(request: PictureRequest) -> PictureResult:
+    key = picture_key(request.sha256, settings.gemini_model, PROMPT_VERSION)
+    cached = descriptions.get(key)
+    if cached is None:
+        called = False
+
+        async def call() -> Outcome:
+            nonlocal called
+            called = True
+            return await _call_api(request)
+
+        # the same picture requested again while its first call runs waits for that call
+        outcome = await single_flight().run(key, call)
+        if called:
+            if outcome.status == "described":
+                descriptions[key] = {"description": outcome.description, "model": outcome.model}
+            return _result(request, outcome)
+        if outcome.status != "described":
+            return PictureResult(index=request.picture_index, sha256=request.sha256, status=outcome.status,
+                                 reason=outcome.reason, model=outcome.model)
+        cached = {"description": outcome.description, "model": outcome.model}
+    metrics.record_cache(hit=True)
+    # a cache hit costs nothing: no tokens, no call
+    return PictureResult(index=request.picture_index, sha256=request.sha256, status="described",
+                         description=cached["description"], model=cached["model"], cached=True)
+
+
+async def _call_api(request: PictureRequest) -> Outcome:
+    metrics.record_cache(hit=False)
+    if daily_spend_cap().exhausted():
+        return Outcome(status="failed", reason="daily_budget_exhausted")
+    try:
+        image = blob_store().get(request.sha256)
+        prepared = await asyncio.to_thread(
+            prepare_for_api, image, request.mime_type, settings.vision_max_image_side_px,
+            media_resolution=settings.vision_media_resolution or None, max_pixels=settings.vision_max_image_pixels)
+    except BlobNotFound:
+        return Outcome(status="failed", reason="picture_missing_from_store")
+    except ImageRejectedError as error:
+        return Outcome(status="failed", reason=f"unusable_picture: {error}")
+    describer = picture_describer()
+    outcome = await describer.describe(
+        PreparedPicture(prepared.data, prepared.mime_type, prepared.estimated_tokens),
+        request.caption, request.context, request.location)
+    cost = price_table().cost(outcome.model or settings.gemini_model, outcome.input_tokens,
+                              outcome.output_tokens, outcome.thinking_tokens) if outcome.attempts else 0
+    if cost:
+        daily_spend_cap().spend(float(cost))
+        metrics.record_cost(outcome.model, float(cost))
+        metrics.record_tokens(outcome.input_tokens, outcome.output_tokens, outcome.thinking_tokens)
+    return outcome
+
+
+def _result(request: PictureRequest, outcome: Outcome) -> PictureResult:
+    cost = price_table().cost(outcome.model or settings.gemini_model, outcome.input_tokens, outcome.output_tokens,
+                              outcome.thinking_tokens)
+    return PictureResult(
+        index=request.picture_index, sha256=request.sha256, status=outcome.status,
+        description=outcome.description, reason=outcome.reason, model=outcome.model,
+        input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens,
+        thinking_tokens=outcome.thinking_tokens, cost_usd=float(cost), attempts=outcome.attempts,
+        latency_seconds=outcome.latency_seconds)

@@ -6,13 +6,15 @@ import json
 import logging
 import time
 
+from docsight import observability as metrics
 from docsight.app import app, settings
+from docsight.cost import PictureFacts, select_pictures
 from docsight.extraction import ExtractionError, resolve_document_path
-from docsight.streams.records import DocumentFailed, DocumentUpdate, PictureInfo, PictureRequest
+from docsight.streams.records import DocumentFailed, DocumentUpdate, PictureInfo, PictureRequest, PictureResult
 from docsight.streams.topics import document_failed, document_received, document_updates, picture_requests
 from docsight.streams.validation import InvalidEvent, parse_document_received
 
-from .resources import blob_store, extraction_pool
+from .resources import blob_store, extraction_pool, filter_policy
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,16 @@ async def extract(document, raw: bytes) -> None:
                             location=p.location, caption=p.caption) for p in result.pictures]
     await document_updates.send(key=document_id, value=DocumentUpdate(
         kind="manifest", at=time.time(), format=result.format, markdown_ref=markdown_ref, pictures=pictures, **base))
-    for picture in result.pictures:
+    decisions = select_pictures(
+        [PictureFacts(p.index, p.width, p.height, p.size_bytes) for p in result.pictures], result.format,
+        filter_policy())
+    for picture, decision in zip(result.pictures, decisions):
+        if not decision.describe:
+            metrics.record_picture("skipped", skip_reason_code=str(decision.reason))
+            await document_updates.send(key=document_id, value=DocumentUpdate(
+                kind="picture", document_id=document_id, at=time.time(), picture=PictureResult(
+                    index=picture.index, sha256=picture.sha256, status="skipped", reason=str(decision.reason))))
+            continue
         # keyed by content: identical pictures meet on one partition (and its cache)
         await picture_requests.send(key=picture.sha256, value=PictureRequest(
             document_id=document_id, picture_index=picture.index, sha256=picture.sha256,
@@ -66,6 +77,7 @@ async def reject(document_id: str | None, stage: str, reason: str, message: str,
                  user_id: str = "", location: str = "") -> None:
     """Send a document to document-failed, and record the failure on its aggregate."""
     log.warning("document %s failed at %s: %s (%s)", document_id, stage, reason, message)
+    metrics.record_document("failed", stage=stage, reason=reason)
     original = raw.decode("utf-8", errors="replace") if raw else ""
     await document_failed.send(key=document_id, value=DocumentFailed(
         document_id=document_id, stage=stage, reason=reason, message=message, original=original,

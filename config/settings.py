@@ -70,6 +70,21 @@ class Settings(BaseSettings):
         "VISION_MAX_CONCURRENT_PER_CONSUMER", 5, "Gemini calls in flight per worker.", ge=1)
     vision_rate_limit_per_minute: float = _env(
         "VISION_RATE_LIMIT_PER_MINUTE", 30, "Gemini requests per minute for the whole cluster.", gt=0)
+    vision_tokens_per_minute: float | None = _env(
+        "VISION_TOKENS_PER_MINUTE", None, "Gemini input tokens per minute for the whole cluster. Unset: no limit.", gt=0)
+    vision_requests_per_day: int | None = _env(
+        "VISION_REQUESTS_PER_DAY", None, "Gemini requests per day (midnight Pacific) for the whole cluster.", gt=0)
+    vision_budget_safety_factor: float = _env(
+        "VISION_BUDGET_SAFETY_FACTOR", 0.95, "Fraction of the quota the cluster plans to use (headroom).", gt=0, le=1)
+    vision_on_api_unavailable: Literal["fail_over", "wait"] = _env(
+        "VISION_ON_API_UNAVAILABLE", "fail_over",
+        "When the API stays down: fail_over completes pictures as 'description unavailable'; wait keeps retrying.")
+    vision_fail_over_after_seconds: float = _env(
+        "VISION_FAIL_OVER_AFTER_SECONDS", 120.0, "How long the API may be unavailable before fail-over.", gt=0)
+    vision_breaker_failures: int = _env(
+        "VISION_BREAKER_FAILURES", 5, "Consecutive transient failures that open the circuit breaker.", ge=1)
+    vision_breaker_open_seconds: float = _env(
+        "VISION_BREAKER_OPEN_SECONDS", 30.0, "How long the breaker stays open before a probe call.", gt=0)
     vision_burst_size: int = _env(
         "VISION_BURST_SIZE", 1, "Calls the pacer lets through at once; keep small against windowed quotas.", ge=1)
     vision_request_timeout_seconds: float = _env(
@@ -82,6 +97,33 @@ class Settings(BaseSettings):
         "VISION_THINKING_BUDGET", 0, "Gemini thinking tokens per call (0 turns thinking off, the cheapest).", ge=0)
     vision_media_resolution: Literal["", "LOW", "MEDIUM", "HIGH"] = _env(
         "VISION_MEDIA_RESOLUTION", "", "Gemini mediaResolution for pictures (LOW caps a picture at 64 tokens).")
+
+    # --- Vision: cost controls -------------------------------------------------
+    vision_max_images_per_document: int = _env(
+        "VISION_MAX_IMAGES_PER_DOCUMENT", 50, "Only the first N pictures of a document are described (0: no cap).",
+        ge=0)
+    vision_skip_if_too_many_images: int = _env(
+        "VISION_SKIP_IF_TOO_MANY_IMAGES", 100, "Skip a document's vision step above this many pictures (0: never).",
+        ge=0)
+    vision_skip_large_images: bool = _env(
+        "VISION_SKIP_LARGE_IMAGES", True, "Skip pictures larger than VISION_MAX_IMAGE_SIZE_MB.")
+    vision_max_image_size_mb: float = _env("VISION_MAX_IMAGE_SIZE_MB", 5.0, "Size cap of a picture (MiB).", gt=0)
+    vision_enabled_formats: str = _env(
+        "VISION_ENABLED_FORMATS", "pdf,docx", "Document formats whose pictures are described (comma list).")
+    vision_min_image_side_px: int = _env(
+        "VISION_MIN_IMAGE_SIDE_PX", 32, "Pictures with both sides below this are decorative: skipped.", ge=0)
+    vision_min_image_area_px: int = _env(
+        "VISION_MIN_IMAGE_AREA_PX", 2500, "Pictures with fewer pixels than this are decorative: skipped.", ge=0)
+    vision_max_image_side_px: int = _env(
+        "VISION_MAX_IMAGE_SIDE_PX", 768, "Pictures are downscaled to this longest side before sending (one tile).",
+        ge=1)
+    vision_max_image_pixels: int = _env(
+        "VISION_MAX_IMAGE_PIXELS", 50_000_000, "Pictures above this pixel count are refused (decompression bombs).",
+        ge=1)
+    vision_daily_budget_usd: float | None = _env(
+        "VISION_DAILY_BUDGET_USD", None, "Stop calling Gemini when the day's spend reaches this. Unset: no cap.", gt=0)
+    gemini_prices: str | None = _env(
+        "GEMINI_PRICES", None, "Price table override: JSON object or file path (USD per 1M tokens per model).")
 
     @model_validator(mode="after")
     def _store_defaults_to_data_dir(self) -> "Settings":
@@ -121,3 +163,14 @@ def _describe(error: ValidationError) -> str:
         name = ".".join(str(part) for part in problem["loc"])
         lines.append(f"  {name}={problem.get('input')!r}: {problem['msg']}")
     return "\n".join(lines)
+
+
+def settings_table() -> str:
+    """The README's configuration table, generated from the fields above."""
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for field in Settings.model_fields.values():
+        default = "unset" if field.default is None else f"`{field.default}`"
+        if field.default == "":
+            default = "empty"
+        rows.append(f"| `{field.validation_alias}` | {default} | {field.description} |")
+    return "\n".join(rows)

@@ -62,6 +62,8 @@ class PictureResult(Event):
     input_tokens: int = 0
     output_tokens: int = 0
     thinking_tokens: int = 0
+    cost_usd: float = 0.0
+    cached: bool = False               # described from the cache: no call, no cost
     attempts: int = 0
     latency_seconds: float = 0.0
 
@@ -100,6 +102,8 @@ class EnrichedPicture(Event):
     input_tokens: int = 0
     output_tokens: int = 0
     thinking_tokens: int = 0
+    cost_usd: float = 0.0
+    cached: bool = False
 
 
 class DocumentEnriched(Event):
@@ -113,6 +117,7 @@ class DocumentEnriched(Event):
     input_tokens: int
     output_tokens: int
     thinking_tokens: int
+    cost_usd: float
     received_at: float
     completed_at: float
 

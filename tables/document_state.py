@@ -54,6 +54,10 @@ class DocumentState:
         return sum(result.get(f"{kind}_tokens", 0) for result in self.results.values())
 
     @property
+    def cost_usd(self) -> float:
+        return round(sum(result.get("cost_usd", 0.0) for result in self.results.values()), 8)
+
+    @property
     def complete(self) -> bool:
         return self.manifest_known and all(str(p["index"]) in self.results for p in self.pictures)
 
@@ -73,8 +77,10 @@ class DocumentState:
                 "described": self.count("described"),
                 "failed": self.count("failed"),
                 "skipped": self.count("skipped"),
+                "from_cache": sum(1 for result in self.results.values() if result.get("cached")),
             },
             "tokens": {kind: self.tokens(kind) for kind in ("input", "output", "thinking")},
+            "cost_usd": self.cost_usd,
             "failure": self.failure,
             "received_at": self.received_at,
             "described_at": self.described_at,
@@ -149,6 +155,8 @@ def _apply_picture(state: DocumentState, update) -> None:
         "input_tokens": result.input_tokens,
         "output_tokens": result.output_tokens,
         "thinking_tokens": result.thinking_tokens,
+        "cost_usd": result.cost_usd,
+        "cached": result.cached,
         "attempts": result.attempts,
     }
     if state.status == RECEIVED and state.manifest_known:

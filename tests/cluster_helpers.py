@@ -47,3 +47,30 @@ def wait_for_status(worker, document_id: str, status: str, timeout: float = 15.0
             return body
         time.sleep(0.2)
     raise AssertionError(f"document {document_id} never reached {status!r}; last view: {body}")
+
+
+def unique_markdown_document(document_root, pictures: int = 2, shared: bytes | None = None) -> str:
+    """A markdown file with never-seen pictures (so nothing comes from the description cache).
+
+    ``shared`` adds one more picture with those exact bytes, for dedupe tests.
+    """
+    import io
+    import os
+
+    from PIL import Image
+
+    name = unique_id("md")
+    folder = document_root / name
+    folder.mkdir()
+    lines = [f"# Document {name}", "", "Some text before the pictures.", ""]
+    images = [os.urandom(64 * 48 * 3) for _ in range(pictures)]
+    for number, noise in enumerate(images):
+        buffer = io.BytesIO()
+        Image.frombytes("RGB", (64, 48), noise).resize((320, 240)).save(buffer, "PNG")
+        (folder / f"p{number}.png").write_bytes(buffer.getvalue())
+        lines += [f"Paragraph {number} introduces the next figure.", "", f"![Figure {number}](p{number}.png)", ""]
+    if shared is not None:
+        (folder / "shared.png").write_bytes(shared)
+        lines += ["The shared picture:", "", "![Shared](shared.png)", ""]
+    (folder / "doc.md").write_text("\n".join(lines + ["The end."]))
+    return f"{name}/doc.md"

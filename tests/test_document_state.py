@@ -85,7 +85,7 @@ def test_failed_document_never_emits():
 def test_summary_counts_outcomes():
     state = run([manifest(3), picture(0), picture(1, "failed", tokens=0)])
     summary = state.summary()
-    assert summary["pictures"] == {"expected": 3, "described": 1, "failed": 1, "skipped": 0}
+    assert summary["pictures"] == {"expected": 3, "described": 1, "failed": 1, "skipped": 0, "from_cache": 0}
     assert summary["tokens"]["input"] == 300
     assert summary["status"] == DESCRIBING
 

@@ -8,10 +8,12 @@ import time
 import pytest
 
 from docsight.client import document_event
+from docsight.cost import fit_within
 from docsight.extraction import ExtractionLimits, extract_document
 from docsight.storage import BlobStore
 
-from cluster_helpers import submit_and_wait, submit_document, unique_id, wait_for_status
+from cluster_helpers import (submit_and_wait, submit_document, unique_id, unique_markdown_document,
+                             wait_for_status)
 from conftest import SAMPLES
 
 pytestmark = pytest.mark.cluster
@@ -35,13 +37,16 @@ def test_every_format_is_enriched_with_a_description_at_every_picture(cluster, g
     position = 0
     for picture, extracted in zip(enriched["pictures"], expected.pictures):
         assert picture["status"] == "described", picture
-        # the local server's description names the picture's own fingerprint: the right bytes went out
-        assert f"fingerprint {extracted.sha256[:8]}" in picture["description"]
+        # the local server describes what it got: the picture's own size, or its downscaled size
+        width, height = fit_within(extracted.width, extracted.height, 768)
+        assert f"{width}x{height}" in picture["description"]
         # ... and the description sits in the markdown at its picture, in reading order
         found = markdown.find(picture["description"], position)
         assert found >= position, f"picture {picture['index']} out of place"
         position = found
-    assert enriched["input_tokens"] >= 258 * len(expected.pictures)
+    fresh = [p for p in enriched["pictures"] if not p["cached"]]
+    assert enriched["input_tokens"] >= 258 * len(fresh)
+    assert (enriched["cost_usd"] > 0) == bool(fresh)
     # the text of the document is still there around the descriptions
     for segment in expected.segments:
         for line in (line.strip() for line in segment.splitlines()):
@@ -103,7 +108,7 @@ def test_a_picture_the_api_rejects_is_marked_failed_and_the_document_completes(c
     # the first call is answered 400 "Unable to process input image", like the real API does
     gemini.control({"enqueue": [{"kind": "error", "code": 400, "status": "INVALID_ARGUMENT",
                                  "message": "Unable to process input image. Please retry or report."}]})
-    outcome = submit_document(cluster, "team_update.md", prefix="rejected")
+    outcome = submit_document(cluster, unique_markdown_document(cluster.document_root, 2), prefix="rejected")
     assert outcome.enriched
     statuses = [p["status"] for p in outcome.value["pictures"]]
     assert statuses.count("failed") == 1 and statuses.count("described") == len(statuses) - 1
@@ -115,7 +120,7 @@ def test_a_picture_the_api_rejects_is_marked_failed_and_the_document_completes(c
 def test_a_429_is_retried_after_the_apis_retry_delay(cluster, gemini):
     gemini.control({"enqueue": [{"kind": "429", "retry_delay_s": 2, "quota": "rpm"}]})
     before = gemini.stats()
-    outcome = submit_document(cluster, "team_update.md", prefix="ratelimited")
+    outcome = submit_document(cluster, unique_markdown_document(cluster.document_root, 2), prefix="ratelimited")
     after = gemini.stats()
     assert outcome.enriched
     assert all(p["status"] == "described" for p in outcome.value["pictures"])
@@ -179,3 +184,24 @@ def count_outputs(cluster, document_id: str) -> int:
         return sum(1 for o in outcomes if o.document_id == document_id)
 
     return asyncio.run(run())
+
+
+def test_identical_pictures_are_described_once(cluster, gemini):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200), (200, 30, 30)).save(buffer, "PNG")
+    logo = buffer.getvalue()
+    calls_before = gemini.stats()["calls_ok"]
+    first = submit_document(cluster, unique_markdown_document(cluster.document_root, 1, shared=logo), prefix="dd1")
+    second = submit_document(cluster, unique_markdown_document(cluster.document_root, 1, shared=logo), prefix="dd2")
+    # 2 unique pictures + the shared one once
+    assert gemini.stats()["calls_ok"] - calls_before == 3
+    shared_first, shared_second = first.value["pictures"][-1], second.value["pictures"][-1]
+    assert shared_first["sha256"] == shared_second["sha256"]
+    assert not shared_first["cached"] and shared_second["cached"]
+    assert shared_second["description"] == shared_first["description"]
+    assert shared_second["input_tokens"] == 0 and shared_second["cost_usd"] == 0
+    assert second.value["cost_usd"] < first.value["cost_usd"]

@@ -72,8 +72,8 @@ def inspect_image(data: bytes) -> ImageFacts:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
+            width, height = image.size  # before draft(), which shrinks what size reports
             image.draft("RGB", (_COUNT_SAMPLE_SIDE * 2, _COUNT_SAMPLE_SIDE * 2))  # JPEG: decode small, fast
-            width, height = image.size
             image_format = image.format or "unknown"
             image.load()
     except Exception as exc:  # PIL raises many types for bad input

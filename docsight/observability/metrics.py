@@ -53,7 +53,8 @@ API_ERROR_REASONS = tuple(outcome for outcome in API_OUTCOMES if outcome != "ok"
 TOKEN_KINDS = ("input", "output", "thinking")
 CACHE_RESULTS = ("hit", "miss")
 FAILURE_STAGES = ("validation", "extraction", "description", "aggregation", "other")
-CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+# an alarm (bad key) stops every call, like an open breaker; its own gauge says why
+CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2, "alarm": 2}
 OTHER = "other"
 
 # --- pictures -----------------------------------------------------------------------------------

@@ -1,0 +1,22 @@
+# The two commands of the quick start, and what they need. Each installs what it needs.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test system-deps
+
+demo: $(STAMP)
+	$(VENV)/bin/docsight demo
+
+test: $(STAMP) system-deps
+	$(PYTHON) -m pytest
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# Debian packages the tests use for real: Prometheus and promtool.
+system-deps:
+	@command -v promtool >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
