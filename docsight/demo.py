@@ -24,8 +24,10 @@ def run_demo(args) -> int:
     if workdir.exists():
         shutil.rmtree(workdir)  # the embedded broker starts empty, so must the workers' tables
     use_real_api = bool(os.environ.get("GEMINI_API_KEY")) and not args.local_gemini
+    # the demo shows every format described; production's default is pdf,docx only
+    env = {"VISION_ENABLED_FORMATS": os.environ.get("VISION_ENABLED_FORMATS", "pdf,docx,pptx,xlsx,html,md")}
     cluster = LocalCluster(
-        workdir,
+        workdir, env=env,
         gemini_base_url=(os.environ.get("GOOGLE_GEMINI_BASE_URL") or "") if use_real_api else None,
         gemini_api_key=os.environ.get("GEMINI_API_KEY") if use_real_api else None)
     # the documents (and the folders their HTML pictures live in) go under the document root

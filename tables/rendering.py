@@ -13,7 +13,7 @@ def render_picture(picture: dict[str, Any], result: dict[str, Any]) -> str:
         body = result["description"].strip().replace("\n", "\n> ")
     else:
         body = f"*Description unavailable: {result.get('reason') or result['status']}.*"
-    return f"\n\n> **{label}:** {body}\n\n"
+    return f"> **{label}:** {body}"
 
 
 def render_markdown(segments: list[str], pictures: list[dict[str, Any]], results: dict[str, dict[str, Any]]) -> str:
@@ -26,8 +26,8 @@ def render_markdown(segments: list[str], pictures: list[dict[str, Any]], results
         raise ValueError(f"{len(segments)} markdown segments cannot hold {len(pictures)} pictures")
     # A blank line on each side of a description; only newlines where a picture
     # joins the text are trimmed, so nothing else of the text changes.
-    parts = [segments[0].strip("\n")]
+    blocks = [segments[0].strip("\n")]
     for picture, segment in zip(pictures, segments[1:]):
-        parts.append(render_picture(picture, results[str(picture["index"])]))
-        parts.append(segment.strip("\n"))
-    return "".join(parts).strip("\n") + "\n"
+        blocks.append(render_picture(picture, results[str(picture["index"])]))
+        blocks.append(segment.strip("\n"))
+    return "\n\n".join(block for block in blocks if block.strip()) + "\n"

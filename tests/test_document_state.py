@@ -116,3 +116,9 @@ def test_render_refuses_segments_that_do_not_match():
     state = run([manifest(2)])
     with pytest.raises(ValueError):
         render_markdown(["only one"], state.pictures, {})
+
+
+def test_adjacent_pictures_are_separated_by_one_blank_line():
+    state = run([manifest(2), picture(0), picture(1)])
+    text = render_markdown(["Intro.", "\n\n", "End."], state.pictures, state.results)
+    assert "Description 0\n\n> **Picture 2" in text

@@ -205,3 +205,26 @@ def test_identical_pictures_are_described_once(cluster, gemini):
     assert shared_second["description"] == shared_first["description"]
     assert shared_second["input_tokens"] == 0 and shared_second["cost_usd"] == 0
     assert second.value["cost_usd"] < first.value["cost_usd"]
+
+
+def test_worker_metrics_count_the_run(cluster, gemini):
+    from prometheus_client.parser import text_string_to_metric_families
+    import urllib.request
+
+    submit_document(cluster, unique_markdown_document(cluster.document_root, 2), prefix="metrics")
+    with urllib.request.urlopen(cluster.workers["worker1"].url + "/metrics", timeout=5) as response:
+        families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+
+    def value(family, **labels):
+        return sum(s.value for s in families[family].samples
+                   if s.name.endswith("_total") and all(s.labels.get(k) == v for k, v in labels.items()))
+
+    stats = gemini.stats()
+    assert value("docsight_api_calls", outcome="ok") == stats["calls_ok"]
+    assert value("docsight_pictures", outcome="described") >= 2
+    assert value("docsight_documents", outcome="enriched") >= 2
+    assert value("docsight_documents", outcome="failed") >= 1
+    assert value("docsight_tokens", kind="input") == stats["input_tokens"]
+    assert value("docsight_cost_usd") > 0
+    assert value("docsight_description_cache", result="hit") >= 1
+    assert any(name.startswith("docsight_faust") for name in families)
