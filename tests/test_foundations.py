@@ -64,3 +64,12 @@ def test_blob_store_round_trip_and_dedupe(tmp_path):
 def test_blob_store_refuses_anything_but_a_digest(tmp_path, digest):
     with pytest.raises(ValueError):
         BlobStore(tmp_path).path_for(digest)
+
+
+def test_readme_documents_every_setting():
+    from pathlib import Path
+
+    from docsight.config.settings import settings_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert settings_table() in readme, "regenerate the README's configuration table from config/settings.py"
