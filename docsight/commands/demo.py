@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -13,6 +14,24 @@ from docsight.client import DocsightClient, document_event, ensure_topics
 from docsight.local_cluster import LocalCluster
 
 SUPPORTED_SUFFIXES = {".pdf", ".docx", ".pptx", ".xlsx", ".html", ".htm", ".md"}
+SAMPLE_DOCUMENTS = Path(__file__).resolve().parents[2] / "samples" / "documents"
+
+
+def register(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "demo", help="run the whole pipeline on the sample documents",
+        description="Start the embedded broker, the local Gemini server and a worker, submit the sample "
+                    "documents, wait for their enriched markdown and write it to the output folder.\n\n"
+                    "example:\n  docsight demo --output output/demo",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--documents", type=Path, default=SAMPLE_DOCUMENTS, help="folder of documents to submit")
+    parser.add_argument("--output", type=Path, default=Path("output/demo"), help="where enriched markdown goes")
+    parser.add_argument("--workdir", type=Path, default=Path("var/demo"), help="broker, worker and store state")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for every document")
+    parser.add_argument("--local-gemini", action="store_true",
+                        help="use the local Gemini server even when GEMINI_API_KEY is set")
+    parser.set_defaults(run=run_demo)
 
 
 def run_demo(args) -> int:
