@@ -1,6 +1,7 @@
 """The stream processors. Importing this package registers every agent, table and view on the app.
 
-ingest     document-received → docling → picture-requests + document-updates
+ingest     document-received → validate → document-submissions (by document id)
+extract    document-submissions → docling → picture-requests + document-updates
 describe   picture-requests  → Gemini  → document-updates
 aggregate  document-updates  → documents table → document-enriched
 """

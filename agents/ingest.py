@@ -1,4 +1,4 @@
-"""Ingest: document-received → validate → docling → manifest + one request per picture."""
+"""Ingest: document-received → validate → by document id → docling → manifest + one request per picture."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from docsight import observability as metrics
 from docsight.app import app, settings
 from docsight.cost import PictureFacts, select_pictures
 from docsight.extraction import ExtractionError, resolve_document_path
-from docsight.streams.records import DocumentFailed, DocumentUpdate, PictureInfo, PictureRequest, PictureResult
-from docsight.streams.topics import document_failed, document_received, document_updates, picture_requests
+from docsight.streams.records import (DocumentFailed, DocumentSubmission, DocumentUpdate, PictureInfo,
+                                      PictureRequest, PictureResult)
+from docsight.streams.topics import (document_failed, document_received, document_submissions, document_updates,
+                                     picture_requests)
+from docsight.tables.submissions import is_duplicate, submissions
 from docsight.streams.validation import InvalidEvent, parse_document_received
 
 from .resources import blob_store, extraction_pool, filter_policy
@@ -19,9 +22,9 @@ from .resources import blob_store, extraction_pool, filter_policy
 log = logging.getLogger(__name__)
 
 
-@app.agent(document_received, concurrency=settings.extraction_processes)
+@app.agent(document_received)
 async def ingest(events):
-    """One document at a time per actor; as many actors as extraction processes."""
+    """Validate each received event and repartition it by document id; reject what is malformed."""
     async for event in events.events():
         raw = event.value
         try:
@@ -29,6 +32,28 @@ async def ingest(events):
         except InvalidEvent as invalid:
             await reject(invalid.document_id, "validation", invalid.reason, str(invalid), raw)
             continue
+        message = event.message
+        await document_submissions.send(key=document.document_id, value=DocumentSubmission(
+            document_id=document.document_id, user_id=document.user_id, location=document.location,
+            content_type=document.content_type, submitted_at=document.submitted_at,
+            source=f"{message.topic}/{message.partition}/{message.offset}",
+            original=raw.decode("utf-8", errors="replace")))
+
+
+@app.agent(document_submissions, concurrency=settings.extraction_processes)
+async def extract_documents(documents):
+    """One document at a time per actor; as many actors as extraction processes."""
+    async for document in documents:
+        first = submissions.get(document.document_id)
+        if is_duplicate(first, document.source):
+            await reject(document.document_id, "validation", "duplicate_document_id",
+                         f"document {document.document_id!r} was already submitted "
+                         f"(first from {first['source']}); submit it under a new id to process it again",
+                         document.original.encode(), record_on_document=False)
+            continue
+        if first is None:
+            submissions[document.document_id] = {"source": document.source, "at": time.time()}
+        raw = document.original.encode()
         try:
             await extract(document, raw)
         except Exception as error:  # noqa: BLE001 - a bug must fail one document, not stop the stream
@@ -74,15 +99,15 @@ async def extract(document, raw: bytes) -> None:
 
 
 async def reject(document_id: str | None, stage: str, reason: str, message: str, raw: bytes | None,
-                 user_id: str = "", location: str = "") -> None:
-    """Send a document to document-failed, and record the failure on its aggregate."""
+                 user_id: str = "", location: str = "", record_on_document: bool = True) -> None:
+    """Send a document to document-failed and, unless it is a duplicate, record the failure on its aggregate."""
     log.warning("document %s failed at %s: %s (%s)", document_id, stage, reason, message)
     metrics.record_document("failed", stage=stage, reason=reason)
     original = raw.decode("utf-8", errors="replace") if raw else ""
     await document_failed.send(key=document_id, value=DocumentFailed(
         document_id=document_id, stage=stage, reason=reason, message=message, original=original,
         failed_at=time.time()))
-    if document_id:
+    if document_id and record_on_document:
         await document_updates.send(key=document_id, value=DocumentUpdate(
             kind="failed", document_id=document_id, at=time.time(), stage=stage, reason=reason, message=message,
             user_id=user_id, location=location))

@@ -91,7 +91,8 @@ class DocsightClient:
 
     async def collect(self, document_ids: set[str] | None = None, count: int | None = None,
                       timeout: float = 120.0, from_beginning: bool = True) -> list[Outcome]:
-        """Read outcomes until every id in ``document_ids`` (or ``count`` outcomes) has one, or time out."""
+        """Read outcomes (of ``document_ids`` only, when given) until each of those ids has one, or until
+        ``count`` outcomes when given, or until the timeout."""
         consumer = AIOKafkaConsumer(
             *OUTPUT_TOPICS, bootstrap_servers=self.servers, group_id=None, enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
@@ -102,7 +103,7 @@ class DocsightClient:
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
-                if document_ids is not None and document_ids <= seen:
+                if count is None and document_ids is not None and document_ids <= seen:
                     break
                 if count is not None and len(outcomes) >= count:
                     break

@@ -25,6 +25,25 @@ class DocumentReceived(Event):
     submitted_at: Optional[str] = None  # ISO 8601
 
 
+# --- internal: valid submissions, keyed by document id --------------------------
+
+class DocumentSubmission(Event):
+    """A validated document-received event, repartitioned by document id.
+
+    ``source`` (topic/partition/offset of the received event) tells a
+    redelivery (same source: process again, idempotently) from a second
+    submission of the same id (another source: a duplicate).
+    """
+
+    document_id: str
+    user_id: str
+    location: str
+    content_type: Optional[str]
+    submitted_at: Optional[str]
+    source: str
+    original: str                      # the received event as text, for document-failed
+
+
 # --- internal: picture requests, keyed by the picture's SHA-256 --------------
 
 class PictureRequest(Event):

@@ -49,3 +49,12 @@ def test_oversize_event_is_rejected_before_parsing():
     with pytest.raises(InvalidEvent) as caught:
         parse_document_received(encode({**GOOD, "padding": "x" * 5000}), 1000)
     assert caught.value.reason == "event_too_large"
+
+
+def test_a_redelivery_is_not_a_duplicate_but_another_source_is():
+    from docsight.tables.submissions import is_duplicate
+
+    first = {"source": "document-received/3/17", "at": 1.0}
+    assert not is_duplicate(None, "document-received/3/17")
+    assert not is_duplicate(first, "document-received/3/17")
+    assert is_duplicate(first, "document-received/5/2")

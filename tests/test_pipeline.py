@@ -228,3 +228,27 @@ def test_worker_metrics_count_the_run(cluster, gemini):
     assert value("docsight_cost_usd") > 0
     assert value("docsight_description_cache", result="hit") >= 1
     assert any(name.startswith("docsight_faust") for name in families)
+
+
+def test_a_second_submission_of_the_same_id_is_rejected_as_a_duplicate(cluster, gemini):
+    import asyncio
+
+    from docsight.client import DocsightClient
+
+    document_id = unique_id("twice")
+    location = unique_markdown_document(cluster.document_root, 1)
+    first = submit_and_wait(cluster, [document_event(document_id, "tester", location)])[document_id]
+    assert first.enriched
+
+    async def submit_again():
+        async with DocsightClient(cluster.broker_url) as client:
+            await client.submit(document_event(document_id, "tester", location))
+            return await client.collect({document_id}, count=2, timeout=60)
+
+    outcomes = asyncio.run(submit_again())
+    assert [o.enriched for o in outcomes] == [True, False]
+    duplicate = outcomes[1].value
+    assert (duplicate["stage"], duplicate["reason"]) == ("validation", "duplicate_document_id")
+    assert "already submitted" in duplicate["message"]
+    # the first submission's result stands
+    assert wait_for_status(cluster.workers["worker1"], document_id, "enriched")["pictures"]["described"] == 1
