@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# Debian packages the tests use for real: Prometheus and promtool.
+# Debian packages the tests use for real: Prometheus and promtool, headless Chromium.
 system-deps:
-	@command -v promtool >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+	@command -v promtool >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }

@@ -7,6 +7,12 @@ aggregate  document-updates  → documents table → document-enriched
 """
 
 from docsight import web  # noqa: F401  (registers the worker's web views)
-from docsight.tables import views  # noqa: F401  (registers the table's web views)
+from docsight import status_page  # noqa: F401  (registers the status page at / and /status)
+from docsight.app import settings
 
-from . import aggregate, describe, ingest  # noqa: F401
+if settings.role in ("all", "ingest"):
+    from docsight.tables import views  # noqa: F401  (registers the table's web views)
+
+    from . import aggregate, ingest  # noqa: F401
+if settings.role in ("all", "vision"):
+    from . import describe  # noqa: F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from docsight import observability as metrics
@@ -11,25 +12,50 @@ from docsight.cost import ImageRejectedError, picture_key, prepare_for_api
 from docsight.storage import BlobNotFound
 from docsight.streams.records import DocumentUpdate, PictureRequest, PictureResult
 from docsight.streams.topics import document_updates, picture_requests
-from docsight.tables.descriptions import descriptions
+from docsight.tables.descriptions import cache_description, cached_description
 from docsight.vision.describer import Outcome, PreparedPicture
 from docsight.vision.prompt import PROMPT_VERSION
 
 from .resources import blob_store, daily_spend_cap, picture_describer, price_table, single_flight
 
+log = logging.getLogger(__name__)
 
-@app.agent(picture_requests, concurrency=settings.vision_max_concurrent_per_consumer)
-async def describe(requests):
-    async for request in requests:
+
+if settings.vision_enable_batch_processing:
+    @app.agent(picture_requests, concurrency=settings.vision_max_concurrent_batches)
+    async def describe(requests):
+        """Batch mode: up to VISION_BATCH_SIZE pictures at a time, described concurrently inside the budget."""
+        async for events in requests.take_events(settings.vision_batch_size, within=1.0):
+            await asyncio.gather(*(handle_event_of_batch(requests, event) for event in events))
+else:
+    @app.agent(picture_requests, concurrency=settings.vision_max_concurrent_per_consumer)
+    async def describe(requests):
+        async for request in requests:
+            await handle(request)
+
+
+async def handle_event_of_batch(stream, event) -> None:
+    # Table writes go to the partition of the stream's current event; in a batch
+    # each task must carry its own event (a task copies the context it starts in).
+    stream._set_current_event(event)
+    await handle(event.value)
+
+
+async def handle(request: PictureRequest) -> None:
+    try:
         result = await describe_picture(request)
-        metrics.record_picture(result.status, result.latency_seconds)
-        await document_updates.send(key=request.document_id, value=DocumentUpdate(
-            kind="picture", document_id=request.document_id, at=time.time(), picture=result))
+    except Exception as error:  # noqa: BLE001 - a bug fails one picture; its document still completes
+        log.exception("picture %s of %s: unexpected error", request.picture_index, request.document_id)
+        result = PictureResult(index=request.picture_index, sha256=request.sha256, status="failed",
+                               reason=f"internal_error: {type(error).__name__}")
+    metrics.record_picture(result.status, result.latency_seconds)
+    await document_updates.send(key=request.document_id, value=DocumentUpdate(
+        kind="picture", document_id=request.document_id, at=time.time(), picture=result))
 
 
 async def describe_picture(request: PictureRequest) -> PictureResult:
     key = picture_key(request.sha256, settings.gemini_model, PROMPT_VERSION)
-    cached = descriptions.get(key)
+    cached = cached_description(request.sha256, settings.gemini_model, PROMPT_VERSION)
     if cached is None:
         called = False
 
@@ -42,7 +68,7 @@ async def describe_picture(request: PictureRequest) -> PictureResult:
         outcome = await single_flight().run(key, call)
         if called:
             if outcome.status == "described":
-                descriptions[key] = {"description": outcome.description, "model": outcome.model}
+                cache_description(request.sha256, settings.gemini_model, PROMPT_VERSION, outcome.description)
             return _result(request, outcome)
         if outcome.status != "described":
             return PictureResult(index=request.picture_index, sha256=request.sha256, status=outcome.status,

@@ -117,7 +117,8 @@ def _apply_share(describer) -> None:
 
 @app.on_partitions_assigned.connect
 async def _share_follows_partitions(sender, assigned, **kwargs) -> None:
-    _apply_share(picture_describer())
+    if settings.role != "ingest":
+        _apply_share(picture_describer())
 
 
 @app.on_partitions_revoked.connect
@@ -126,6 +127,8 @@ async def _no_share_while_rebalancing(sender, revoked, **kwargs) -> None:
     # hold new calls (calls in flight still count against the gate).
     from docsight.vision.budget import worker_share
 
+    if settings.role == "ingest":
+        return
     picture_describer().gate.apply_share(worker_share(cluster_budget(), 0, settings.picture_partitions))
 
 

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
         "DOCSIGHT_EMBEDDED_BROKER", False,
         "The broker is the embedded Tansu: apply its workarounds. Set by docsight when it starts Tansu itself.")
     app_id: str = _env("DOCSIGHT_APP_ID", "docsight", "Faust app id: consumer group and internal topic prefix.")
+    role: Literal["all", "ingest", "vision"] = _env(
+        "DOCSIGHT_ROLE", "all",
+        "What this worker runs: ingest (validation, extraction, aggregation), vision (picture description) or "
+        "all. Each role is its own consumer group, so vision workers scale apart from ingest workers.")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = _env(
         "DOCSIGHT_PROCESSING_GUARANTEE", "at_least_once",
         "Faust processing guarantee. exactly_once needs Kafka transactions (not on the embedded broker).")
@@ -85,6 +89,11 @@ class Settings(BaseSettings):
         "VISION_BREAKER_FAILURES", 5, "Consecutive transient failures that open the circuit breaker.", ge=1)
     vision_breaker_open_seconds: float = _env(
         "VISION_BREAKER_OPEN_SECONDS", 30.0, "How long the breaker stays open before a probe call.", gt=0)
+    vision_enable_batch_processing: bool = _env(
+        "VISION_ENABLE_BATCH_PROCESSING", False, "Take pictures in batches and describe each batch concurrently.")
+    vision_batch_size: int = _env("VISION_BATCH_SIZE", 10, "Pictures per batch in batch processing.", ge=1)
+    vision_max_concurrent_batches: int = _env(
+        "VISION_MAX_CONCURRENT_BATCHES", 2, "Batches described at once per worker (inside the budget).", ge=1)
     vision_burst_size: int = _env(
         "VISION_BURST_SIZE", 1, "Calls the pacer lets through at once; keep small against windowed quotas.", ge=1)
     vision_request_timeout_seconds: float = _env(
@@ -130,6 +139,11 @@ class Settings(BaseSettings):
         if self.store_dir is None:
             object.__setattr__(self, "store_dir", self.data_dir / "store")
         return self
+
+    @property
+    def consumer_group(self) -> str:
+        """The Faust app id: one consumer group per role; topic names keep the plain app id."""
+        return self.app_id if self.role == "all" else f"{self.app_id}-{self.role}"
 
     @model_validator(mode="after")
     def _exactly_once_needs_kafka(self) -> "Settings":

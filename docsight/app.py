@@ -16,7 +16,7 @@ from docsight.config import get_settings
 settings = get_settings()
 
 app = faust.App(
-    settings.app_id,
+    settings.consumer_group,
     broker=settings.broker_url or "kafka://localhost:9092",
     store="rocksdb://",
     datadir=str(settings.data_dir / "faust"),

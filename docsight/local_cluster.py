@@ -45,7 +45,11 @@ class WorkerProcess:
             with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
+            body = error.read()
+            try:
+                return error.code, json.loads(body or b"{}")
+            except ValueError:
+                return error.code, {"error": body.decode(errors="replace")}
 
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

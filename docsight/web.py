@@ -24,12 +24,15 @@ async def health(web: View, request: Request) -> Response:
 @app.page("/stats")
 async def stats(web: View, request: Request) -> Response:
     """This worker's budget share, effective rate, breaker, calls in flight and cache size."""
+    if settings.role == "ingest":
+        return web.json({"role": settings.role, "model": settings.gemini_model, "budget": None})
     from docsight.agents.resources import daily_spend_cap, picture_describer
     from docsight.tables.descriptions import descriptions
 
     describer = picture_describer()
     cap = daily_spend_cap()
     return web.json({
+        "role": settings.role,
         "model": settings.gemini_model,
         "budget": describer.gate.stats(),
         "effective_requests_per_minute": describer.gate.effective_requests_per_minute,
