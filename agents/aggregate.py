@@ -32,7 +32,8 @@ async def aggregate(updates):
             await (await document_enriched.send(key=state.document_id, value=enriched))
             mark_emitted(state, enriched.completed_at)
             metrics.record_document("enriched", enriched.completed_at - enriched.received_at)
-            log.info("document %s enriched: %d pictures", state.document_id, len(state.pictures))
+            log.info("document %s enriched: %d pictures", state.document_id, len(state.pictures),
+                     extra={"document_id": state.document_id, "stage": "enriched", "pictures": len(state.pictures)})
         save_state(state)
 
 

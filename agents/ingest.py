@@ -53,6 +53,8 @@ async def extract_documents(documents):
             continue
         if first is None:
             submissions[document.document_id] = {"source": document.source, "at": time.time()}
+        log.info("document %s received: %s", document.document_id, document.location,
+                 extra={"document_id": document.document_id, "stage": "received"})
         raw = document.original.encode()
         try:
             await extract(document, raw)
@@ -73,7 +75,9 @@ async def extract(document, raw: bytes) -> None:
         await reject(document_id, "extraction", error.reason, str(error), raw, user_id=document.user_id,
                      location=document.location)
         return
-    log.info("document %s extracted: format=%s pictures=%d", document_id, result.format, len(result.pictures))
+    log.info("document %s extracted: format=%s pictures=%d", document_id, result.format, len(result.pictures),
+             extra={"document_id": document_id, "stage": "extracted", "format": result.format,
+                    "pictures": len(result.pictures)})
 
     markdown_ref = blob_store().put_text(json.dumps(result.segments))
     pictures = [PictureInfo(index=p.index, sha256=p.sha256, width=p.width, height=p.height,
@@ -101,7 +105,8 @@ async def extract(document, raw: bytes) -> None:
 async def reject(document_id: str | None, stage: str, reason: str, message: str, raw: bytes | None,
                  user_id: str = "", location: str = "", record_on_document: bool = True) -> None:
     """Send a document to document-failed and, unless it is a duplicate, record the failure on its aggregate."""
-    log.warning("document %s failed at %s: %s (%s)", document_id, stage, reason, message)
+    log.warning("document %s failed at %s: %s (%s)", document_id, stage, reason, message,
+                extra={"document_id": document_id, "stage": stage, "reason": reason})
     metrics.record_document("failed", stage=stage, reason=reason)
     original = raw.decode("utf-8", errors="replace") if raw else ""
     await document_failed.send(key=document_id, value=DocumentFailed(

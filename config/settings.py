@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     document_root: Path = _env(
         "DOCSIGHT_DOCUMENT_ROOT", Path("var/documents"),
         "Documents are read only from below this folder; events name files relative to it.")
+    log_format: Literal["text", "json"] = _env(
+        "DOCSIGHT_LOG_FORMAT", "text", "Worker logs: text, or json (one object per line with document_id and stage).")
     web_host: str = _env("DOCSIGHT_WEB_HOST", "127.0.0.1", "Address the worker's web server binds to.")
     web_port: int = _env("DOCSIGHT_WEB_PORT", 6066, "Port of the worker's web views and /metrics.", ge=1, le=65535)
     extraction_processes: int = _env(

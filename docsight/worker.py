@@ -22,9 +22,12 @@ def run_worker(loglevel: str = "info") -> None:
         from faust.worker import Worker
 
         import docsight.agents  # noqa: F401  (registers agents, tables, views)
-        from docsight.app import app
+        from docsight.app import app, settings
+        from docsight.log_format import json_logging_config
 
-        Worker(app, loglevel=loglevel).execute_from_commandline()
+        logging_config = (json_logging_config(loglevel, settings.gemini_api_key)
+                          if settings.log_format == "json" else None)
+        Worker(app, loglevel=loglevel, logging_config=logging_config).execute_from_commandline()
     finally:
         if broker:
             broker.stop()
