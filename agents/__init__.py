@@ -4,6 +4,7 @@ ingest     document-received → validate → document-submissions (by document 
 extract    document-submissions → docling → picture-requests + document-updates
 describe   picture-requests  → Gemini  → document-updates
 aggregate  document-updates  → documents table → document-enriched
+control    budget-control    → every worker follows it → its share of the new budget
 """
 
 from docsight import web  # noqa: F401  (registers the worker's web views)
@@ -15,4 +16,4 @@ if settings.role in ("all", "ingest"):
 
     from . import aggregate, ingest  # noqa: F401
 if settings.role in ("all", "vision"):
-    from . import describe  # noqa: F401
+    from . import control, describe  # noqa: F401

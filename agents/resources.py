@@ -47,16 +47,31 @@ def price_table():
     return load_price_table(settings.gemini_prices)
 
 
-@functools.cache
+_budget_override: dict | None = None   # set at runtime through the budget-control topic
+
+
 def cluster_budget():
+    """The configured cluster budget, with any runtime override applied on top."""
     from docsight.vision.budget import ClusterBudget
 
+    override = _budget_override or {}
     return ClusterBudget(
-        requests_per_minute=settings.vision_rate_limit_per_minute,
-        tokens_per_minute=settings.vision_tokens_per_minute,
-        requests_per_day=settings.vision_requests_per_day,
+        requests_per_minute=override.get("requests_per_minute", settings.vision_rate_limit_per_minute),
+        tokens_per_minute=override.get("tokens_per_minute", settings.vision_tokens_per_minute),
+        requests_per_day=override.get("requests_per_day", settings.vision_requests_per_day),
         max_concurrent_per_consumer=settings.vision_max_concurrent_per_consumer,
         safety_factor=settings.vision_budget_safety_factor)
+
+
+def apply_budget_override(override: dict | None) -> None:
+    """Apply a budget set at runtime (no-op when unchanged)."""
+    global _budget_override
+    if override == _budget_override or settings.role == "ingest":
+        return
+    _budget_override = override
+    if override and override.get("daily_budget_usd") is not None:
+        daily_spend_cap().budget_usd = override["daily_budget_usd"]
+    _apply_share(picture_describer())
 
 
 @functools.cache
@@ -141,3 +156,7 @@ class WorkerResources(mode.Service):
             extraction_pool().close()
         if picture_describer.cache_info().currsize:
             await picture_describer().client.close()
+        if settings.role != "ingest":
+            from .control import follower
+
+            await follower.close()

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - one clear line instead of a traceback for known problems
         from docsight.config import SettingsError
 
-        if isinstance(error, (SettingsError, FileNotFoundError, TimeoutError, ConnectionError)):
+        if isinstance(error, (SettingsError, FileNotFoundError, TimeoutError, ConnectionError, ValueError)):
             print(f"docsight {args.command}: {error}", file=sys.stderr)
             return 2
         raise

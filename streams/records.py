@@ -108,6 +108,21 @@ class DocumentUpdate(Event):
     message: str = ""
 
 
+# --- internal: runtime control ------------------------------------------------
+
+class BudgetControl(Event):
+    """A new cluster budget, set while the cluster runs (``docsight control budget``).
+
+    A field left None keeps the value the workers were started with.
+    """
+
+    requests_per_minute: Optional[float] = None
+    tokens_per_minute: Optional[float] = None
+    requests_per_day: Optional[int] = None
+    daily_budget_usd: Optional[float] = None
+    set_at: float = 0.0
+
+
 # --- outputs -----------------------------------------------------------------
 
 class EnrichedPicture(Event):

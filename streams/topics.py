@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from docsight.app import app, settings
 
-from .records import DocumentEnriched, DocumentFailed, DocumentSubmission, DocumentUpdate, PictureRequest
+from .records import BudgetControl, DocumentEnriched, DocumentFailed, DocumentSubmission, DocumentUpdate, PictureRequest
 
 # Raw bytes: the ingest agent validates each event itself so that a malformed
 # one becomes a document-failed event instead of a crashed stream.
@@ -40,3 +40,8 @@ document_enriched = app.topic(
 
 document_failed = app.topic(
     "document-failed", partitions=settings.document_partitions, key_type=str, value_type=DocumentFailed)
+
+# One partition: control messages are rare and must stay in order; every
+# worker reads all of it (agents/control.py).
+budget_control = app.topic(
+    f"{settings.app_id}-budget-control", partitions=1, key_type=str, value_type=BudgetControl, internal=True)

@@ -64,3 +64,31 @@ def test_two_workers_stay_inside_a_small_quota_together(tmp_path):
             for worker in (first, second):
                 status, body = worker.get_json(f"/documents/{document_id}")
                 assert (status, body.get("status")) == (200, "enriched"), (worker.name, document_id, body)
+
+
+def test_the_budget_changes_at_runtime_on_every_worker(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    with start_cluster(tmp_path, VISION_RATE_LIMIT_PER_MINUTE="100") as cluster:
+        workers = [cluster.start_worker("worker1"), cluster.start_worker("worker2")]
+
+        def cluster_rate():
+            return sum(w.get_json("/stats")[1]["budget"]["share_requests_per_minute"] for w in workers)
+
+        deadline = time.monotonic() + 30
+        while abs(cluster_rate() - 95) > 0.01 and time.monotonic() < deadline:
+            time.sleep(0.5)  # until the second worker's rebalance settles
+        assert cluster_rate() == pytest.approx(95)  # 100/min x 0.95 safety factor, split by partitions
+        result = subprocess.run(
+            [sys.executable, "-m", "docsight", "control", "budget", "--rpm", "400"],
+            env={**os.environ, "DOCSIGHT_BROKER_URL": cluster.broker_url}, capture_output=True, text=True,
+            timeout=60)
+        assert result.returncode == 0, result.stderr
+        sent = time.monotonic()
+        while abs(cluster_rate() - 380) > 0.01 and time.monotonic() < sent + 60:
+            time.sleep(0.5)
+        assert cluster_rate() == pytest.approx(380)
+        print(f"new budget applied on every worker after {time.monotonic() - sent:.1f} s")
