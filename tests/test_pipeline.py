@@ -211,7 +211,16 @@ def test_worker_metrics_count_the_run(cluster, gemini):
     from prometheus_client.parser import text_string_to_metric_families
     import urllib.request
 
-    submit_document(cluster, unique_markdown_document(cluster.document_root, 2), prefix="metrics")
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 120), (10, 120, 200)).save(buffer, "PNG")
+    for _ in range(2):  # the shared picture is a cache hit the second time
+        submit_document(cluster, unique_markdown_document(cluster.document_root, 1, shared=buffer.getvalue()),
+                        prefix="metrics")
+    submit_document(cluster, "no-such-file.pdf", prefix="metrics-failed")
     with urllib.request.urlopen(cluster.workers["worker1"].url + "/metrics", timeout=5) as response:
         families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
 
@@ -252,3 +261,26 @@ def test_a_second_submission_of_the_same_id_is_rejected_as_a_duplicate(cluster, 
     assert "already submitted" in duplicate["message"]
     # the first submission's result stands
     assert wait_for_status(cluster.workers["worker1"], document_id, "enriched")["pictures"]["described"] == 1
+
+
+def test_a_real_prometheus_scrapes_the_worker(cluster, gemini, tmp_path):
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+    from prometheus_helpers import PROMETHEUS, SKIP_REASON, start_prometheus
+
+    if PROMETHEUS is None:
+        pytest.skip(SKIP_REASON)
+    worker = cluster.workers["worker1"]
+    submit_document(cluster, unique_markdown_document(cluster.document_root, 1), prefix="scraped")
+    with urllib.request.urlopen(worker.url + "/metrics", timeout=5) as response:
+        families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+    described = next(s.value for s in families["docsight_pictures"].samples
+                     if s.name == "docsight_pictures_total" and s.labels.get("outcome") == "described")
+    with start_prometheus([f"127.0.0.1:{worker.web_port}"], tmp_path / "prometheus") as prometheus:
+        series = prometheus.wait_for_value("docsight_pictures_total", described, outcome="described")
+        assert series["metric"]["job"] == "docsight"
+        up = prometheus.wait_for("up", lambda result: bool(result) and result[0]["value"][1] == "1")
+        assert up[0]["metric"]["instance"] == f"127.0.0.1:{worker.web_port}"
+        # a rate over the API call counter, as the alert rules use it
+        assert prometheus.wait_for("sum(docsight_api_calls_total)", lambda result: bool(result))
