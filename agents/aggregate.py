@@ -18,6 +18,9 @@ from .resources import blob_store
 
 log = logging.getLogger(__name__)
 
+# Kafka's default message limit is 1 MB: larger markdown travels by reference only.
+MAX_INLINE_MARKDOWN_BYTES = 512 * 1024
+
 
 @app.agent(document_updates)
 async def aggregate(updates):
@@ -52,7 +55,8 @@ def build_enriched(state: DocumentState) -> DocumentEnriched:
             cost_usd=result["cost_usd"], cached=result["cached"]))
     return DocumentEnriched(
         document_id=state.document_id, user_id=state.user_id, location=state.location, format=state.format,
-        markdown=markdown, markdown_ref=store.put_text(markdown), pictures=pictures,
+        markdown=markdown if len(markdown.encode()) <= MAX_INLINE_MARKDOWN_BYTES else None,
+        markdown_ref=store.put_text(markdown), pictures=pictures,
         input_tokens=state.tokens("input"), output_tokens=state.tokens("output"),
         thinking_tokens=state.tokens("thinking"), cost_usd=state.cost_usd, received_at=state.received_at or 0.0,
         completed_at=time.time())

@@ -145,7 +145,8 @@ class DocumentEnriched(Event):
     user_id: str
     location: str
     format: str
-    markdown: str                      # the document's markdown with each description at its picture
+    markdown: Optional[str]            # the markdown with each description at its picture; None when
+                                       # larger than MAX_INLINE_MARKDOWN_BYTES (read it by markdown_ref)
     markdown_ref: str                  # BlobStore digest of the same markdown
     pictures: List[EnrichedPicture]
     input_tokens: int

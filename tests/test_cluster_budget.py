@@ -92,3 +92,22 @@ def test_the_budget_changes_at_runtime_on_every_worker(tmp_path):
             time.sleep(0.5)
         assert cluster_rate() == pytest.approx(380)
         print(f"new budget applied on every worker after {time.monotonic() - sent:.1f} s")
+
+
+def test_calls_stop_when_the_daily_spend_reaches_the_cap(tmp_path):
+    # about $0.0007 a picture on gemini-2.5-flash: the first document spends the cap
+    with start_cluster(tmp_path, VISION_DAILY_BUDGET_USD="0.0001") as cluster:
+        cluster.start_worker("worker1")
+        first, second = (document_event(unique_id("cap"), "tester", unique_markdown_document(cluster.document_root, 1))
+                         for _ in range(2))
+        spent = submit_and_wait(cluster, [first])[first["document_id"]]
+        assert spent.value["pictures"][0]["status"] == "described" and spent.value["cost_usd"] > 0.0001
+        calls = cluster.gemini.stats()["calls_received"]
+
+        capped = submit_and_wait(cluster, [second])[second["document_id"]]
+
+        assert capped.enriched  # the document still completes
+        picture = capped.value["pictures"][0]
+        assert (picture["status"], picture["reason"]) == ("failed", "daily_budget_exhausted")
+        assert "Description unavailable: daily_budget_exhausted" in capped.value["markdown"]
+        assert cluster.gemini.stats()["calls_received"] == calls

@@ -97,6 +97,7 @@ class PictureDescriber:
                 if verdict.quota_exceeded and self.gate.on_rate_limited():
                     log.warning("429 inside the budget: someone else shares the quota; rate now %.1f/min",
                                 self.gate.effective_requests_per_minute)
+                    metrics.set_pacing(self.gate.share.fraction, self.gate.effective_requests_per_minute)
                 wait = retry_wait(verdict, attempt, self._rng)
                 if self.on_unavailable == FAIL_OVER and time.monotonic() + wait > deadline:
                     return self._outcome("failed", reason=f"retry_deadline_exceeded: {verdict.reason}",
@@ -104,7 +105,8 @@ class PictureDescriber:
                 await asyncio.sleep(wait)
                 continue
             self.breaker.record_success()
-            self.gate.on_success()
+            if self.gate.on_success():
+                metrics.set_pacing(self.gate.share.fraction, self.gate.effective_requests_per_minute)
             metrics.set_circuit_state(self.breaker.state)
             tokens = dict(input_tokens=answer.input_tokens, output_tokens=answer.output_tokens,
                           thinking_tokens=answer.thinking_tokens)
