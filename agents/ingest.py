@@ -30,7 +30,10 @@ async def ingest(events):
         try:
             document = parse_document_received(raw, settings.max_event_bytes)
         except InvalidEvent as invalid:
-            await reject(invalid.document_id, "validation", invalid.reason, str(invalid), raw)
+            # An invalid event never becomes the document: a corrected event with
+            # the same id is processed as its first submission.
+            await reject(invalid.document_id, "validation", invalid.reason, str(invalid), raw,
+                         record_on_document=False)
             continue
         message = event.message
         await document_submissions.send(key=document.document_id, value=DocumentSubmission(

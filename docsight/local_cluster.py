@@ -76,6 +76,8 @@ class LocalCluster:
 
     # --- lifecycle -----------------------------------------------------------
     def start(self) -> "LocalCluster":
+        if self.broker is not None:
+            return self  # already running (``with`` on a started cluster)
         self.broker = EmbeddedBroker(log_path=self.workdir / "broker.log").start()
         if self._gemini_base_url is None:
             from docsight.gemini_server import GeminiServerConfig, GeminiServerThread
@@ -92,6 +94,7 @@ class LocalCluster:
             self.gemini.stop()
         if self.broker:
             self.broker.stop()
+        self.broker = None
 
     def __enter__(self) -> "LocalCluster":
         return self.start()

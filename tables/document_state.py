@@ -118,7 +118,7 @@ def mark_emitted(state: DocumentState, at: float) -> DocumentState:
 
 
 def _apply_received(state: DocumentState, update) -> None:
-    if state.received_at is None:
+    if state.received_at is None and state.status not in (FAILED, ENRICHED):
         state.received_at = update.at
         state.user_id = state.user_id or update.user_id
         state.location = state.location or update.location

@@ -8,7 +8,7 @@ import re
 import tempfile
 from pathlib import Path
 
-_HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class BlobNotFound(KeyError):
@@ -33,9 +33,13 @@ class BlobStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path_for(self, digest: str) -> Path:
-        if not _HEX_DIGEST.match(digest):
+        if not _HEX_DIGEST.fullmatch(digest):
             raise ValueError(f"not a SHA-256 hex digest: {digest!r}")
-        return self.root / digest[:2] / digest
+        path = self.root / digest[:2] / digest
+        # a shard folder replaced by a symlink must not lead reads or writes out of the root
+        if not path.parent.resolve().is_relative_to(self.root):
+            raise ValueError(f"blob store shard {path.parent} leads outside {self.root}")
+        return path
 
     def put(self, data: bytes) -> str:
         digest = sha256_hex(data)
