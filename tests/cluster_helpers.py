@@ -74,3 +74,49 @@ def unique_markdown_document(document_root, pictures: int = 2, shared: bytes | N
         lines += ["The shared picture:", "", "![Shared](shared.png)", ""]
     (folder / "doc.md").write_text("\n".join(lines + ["The end."]))
     return f"{name}/doc.md"
+
+
+def collect_outcomes(cluster, match, count: int, timeout: float = 120.0, distinct_ids: bool = False):
+    """Outcomes (document-enriched/-failed, from the beginning) for which ``match(outcome)``, read until there
+    are at least ``count`` of them (of distinct document ids with ``distinct_ids``) or the timeout passes."""
+    import json
+    import time
+
+    from aiokafka import AIOKafkaConsumer
+
+    from docsight.client import OUTPUT_TOPICS, Outcome
+
+    async def run():
+        consumer = AIOKafkaConsumer(*OUTPUT_TOPICS, bootstrap_servers=cluster.broker.bootstrap_servers,
+                                    group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
+        await consumer.start()
+        found = []
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if len({o.document_id for o in found} if distinct_ids else found) >= count:
+                    break
+                for records in (await consumer.getmany(timeout_ms=300)).values():
+                    for record in records:
+                        value = json.loads(record.value)
+                        outcome = Outcome(record.topic, value.get("document_id"), value, time.time())
+                        if match(outcome):
+                            found.append(outcome)
+        finally:
+            await consumer.stop()
+        return found
+
+    return asyncio.run(run())
+
+
+def submit(cluster, events=(), raw=()) -> None:
+    """Submit events (dicts) and raw payloads (key, bytes or None) without waiting for anything."""
+
+    async def run():
+        async with DocsightClient(cluster.broker_url) as client:
+            for event in events:
+                await client.submit(event)
+            for key, payload in raw:
+                await client.submit_raw(key, payload)
+
+    asyncio.run(run())
