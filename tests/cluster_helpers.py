@@ -18,10 +18,7 @@ def submit_and_wait(cluster, events=(), raw=(), timeout: float = 120.0, expect: 
 
     async def run():
         async with DocsightClient(cluster.broker_url) as client:
-            for event in events:
-                await client.submit(event)
-            for key, payload in raw:
-                await client.submit_raw(key, payload)
+            await _send(client, events, raw)
             return await client.collect(ids, timeout=timeout)
 
     outcomes = asyncio.run(run())
@@ -114,9 +111,13 @@ def submit(cluster, events=(), raw=()) -> None:
 
     async def run():
         async with DocsightClient(cluster.broker_url) as client:
-            for event in events:
-                await client.submit(event)
-            for key, payload in raw:
-                await client.submit_raw(key, payload)
+            await _send(client, events, raw)
 
     asyncio.run(run())
+
+
+async def _send(client, events, raw) -> None:
+    for event in events:
+        await client.submit(event)
+    for key, payload in raw:
+        await client.submit_raw(key, payload)
