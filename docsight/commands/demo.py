@@ -62,7 +62,8 @@ def run_demo(args) -> int:
 
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    pictures = described = input_tokens = output_tokens = 0
+    pictures = described = cached = input_tokens = output_tokens = 0
+    cost_usd = 0.0
     failed = []
     for name, outcome in outcomes.items():
         if outcome is None:
@@ -78,16 +79,19 @@ def run_demo(args) -> int:
                                                          indent=2))
         pictures += len(value["pictures"])
         described += sum(1 for p in value["pictures"] if p["status"] == "described")
+        cached += sum(1 for p in value["pictures"] if p["cached"])
+        cost_usd += value["cost_usd"]
         input_tokens += value["input_tokens"]
         output_tokens += value["output_tokens"] + value["thinking_tokens"]
 
     print()
     print(f"documents   {len(documents)} submitted, {len(documents) - len(failed)} enriched, {len(failed)} failed")
-    print(f"pictures    {pictures} found, {described} described")
+    print(f"pictures    {pictures} found, {described} described ({cached} from the description cache)")
     if api_stats:
         print(f"API calls   {api_stats['calls_received']} ({api_stats['calls_ok']} OK, "
               f"{api_stats['calls_429']} rate-limited; busiest minute {api_stats['busiest_60s']})")
-    print(f"tokens      {input_tokens} input, {output_tokens} output")
+    print(f"tokens      {input_tokens} input, {output_tokens} output (thinking included)")
+    print(f"cost        ${cost_usd:.4f} at the {os.environ.get('GEMINI_MODEL', 'gemini-2.5-flash')} price table")
     print(f"wall time   {time.monotonic() - started:.1f} s")
     print(f"output      {output.resolve()}")
     for line in failed:
