@@ -10,8 +10,7 @@ import os
 import pytest
 
 from docsight.benchmarks import SCENARIOS, Figure, ScenarioResult, Target, render
-from docsight.benchmarks.figures import (QuotaPlan, Spread, busiest_window, busiest_window_count, per_minute,
-                                         percentile, ratio, saturated_rate)
+from docsight.benchmarks.figures import QuotaPlan, Spread, per_minute, percentile, saturated_rate
 from docsight.benchmarks.procmem import cpu_seconds, descendants, parent_of, read_pss_kib, read_status_kib
 from docsight.benchmarks.report import format_number
 from docsight.cli import build_parser
@@ -27,19 +26,9 @@ def test_percentile_interpolates_between_ranks():
         percentile([1], 101)
 
 
-def test_busiest_window_uses_the_servers_half_open_window():
-    # (t - 60, t]: a call exactly 60 s after another no longer shares its window
-    assert busiest_window_count([0, 60, 120], 60) == 1
-    assert busiest_window_count([0, 59.9, 60], 60) == 2
-    assert busiest_window_count([5, 1, 3, 2, 4], 10) == 5
-    assert busiest_window_count([], 60) == 0
-    assert busiest_window([(0, 400), (30, 400), (61, 400)], 60) == 800
-
-
-def test_rates_ratios_and_spreads():
+def test_rates_and_spreads():
     assert per_minute(57, 30) == 114
     assert per_minute(5, 0) is None
-    assert ratio(3, 0) is None and ratio(None, 2) is None and ratio(3, 2) == 1.5
     spread = Spread.of([1.0, 2.0, 3.0, 4.0, 5.0])
     assert (spread.count, spread.p50, spread.max) == (5, 3.0, 5.0)
     assert Spread.of([]).p95 is None

@@ -44,7 +44,7 @@ class Plan:
 def plan_for(quick: bool) -> Plan:
     if quick:
         # 10 calls per 5 s window: the same 120/min, held over a window short enough to see in seconds
-        return Plan(QuotaPlan(10, 5.0, tokens_per_window=5_000), phase_seconds=10, rebalance_seconds=21,
+        return Plan(QuotaPlan(10, 5.0, tokens_per_window=5_000), phase_seconds=8, rebalance_seconds=16,
                     worker_counts=(2,), latency_ms=300, jitter_ms=100)
     return Plan(QuotaPlan(120, 60.0, tokens_per_window=60_000), phase_seconds=150, rebalance_seconds=180,
                 worker_counts=(1, 2, 3), latency_ms=1000, jitter_ms=500)

@@ -68,14 +68,6 @@ def submit(cluster: LocalCluster, events: list[dict]) -> float:
     return asyncio.run(run())
 
 
-def collect(cluster: LocalCluster, document_ids: set[str], timeout: float) -> dict[str, Outcome]:
-    async def run():
-        async with DocsightClient(cluster.broker_url) as client:
-            return await client.collect(document_ids, timeout=timeout)
-
-    return {outcome.document_id: outcome for outcome in asyncio.run(run())}
-
-
 def submit_and_collect(cluster: LocalCluster, events: list[dict], timeout: float) -> tuple[float, dict[str, Outcome]]:
     """Submit and wait; the outcomes' ``received_at`` is when the benchmark saw them."""
 

@@ -1,4 +1,4 @@
-"""The arithmetic behind the figures: percentiles, busiest windows, rates, ratios. Pure functions."""
+"""The arithmetic behind the figures: percentiles, rates, saturation, scaled quotas. Pure functions."""
 
 from __future__ import annotations
 
@@ -19,41 +19,8 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def busiest_window(events: Iterable[tuple[float, float]], window_seconds: float) -> float:
-    """Largest sum of amounts in any window ``(t - window, t]``, the quota server's half-open window.
-
-    ``events`` are ``(time, amount)``; with amount 1 it counts calls, with tokens it sums tokens.
-    """
-    if window_seconds <= 0:
-        raise ValueError("window_seconds must be positive")
-    ordered = sorted(events)
-    best = total = 0.0
-    start = 0
-    for at, amount in ordered:
-        total += amount
-        while ordered[start][0] <= at - window_seconds:
-            total -= ordered[start][1]
-            start += 1
-        best = max(best, total)
-    return best
-
-
-def busiest_window_count(times: Iterable[float], window_seconds: float) -> int:
-    return int(busiest_window(((t, 1.0) for t in times), window_seconds))
-
-
 def per_minute(count: float, seconds: float) -> float | None:
     return None if seconds <= 0 else count * 60.0 / seconds
-
-
-def per_second(count: float, seconds: float) -> float | None:
-    return None if seconds <= 0 else count / seconds
-
-
-def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    if numerator is None or not denominator:
-        return None
-    return numerator / denominator
 
 
 @dataclass(frozen=True)

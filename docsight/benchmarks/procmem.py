@@ -138,9 +138,6 @@ def mib(kib: int | float) -> float:
     return kib / 1024.0
 
 
-def own_pid() -> int:
-    return os.getpid()
-
 
 def cpu_seconds(pid: int, thread_id: int | None = None) -> float | None:
     """User + system CPU time of a process (or one of its threads), from /proc/PID[/task/TID]/stat."""

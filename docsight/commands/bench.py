@@ -26,7 +26,7 @@ def register(subcommands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenario", choices=[*SCENARIOS, "all"], help="which scenario to run")
     parser.add_argument("--quick", action="store_true",
-                        help="a short smoke run (well under a minute per scenario); figures are indicative only")
+                        help="a short smoke run (under a minute per scenario); figures are indicative only")
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"), help="scratch space (wiped per scenario)")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure and raw measurement here")
     parser.add_argument("--markdown", action="store_true", help="print the tables as markdown")
