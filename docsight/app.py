@@ -11,13 +11,9 @@ from __future__ import annotations
 import faust
 
 from docsight.broker import faust_broker_options
-from docsight.broker.settings import shorten_consumer_fetch_wait
 from docsight.config import get_settings
 
 settings = get_settings()
-
-if settings.embedded_broker:
-    shorten_consumer_fetch_wait()
 
 app = faust.App(
     settings.consumer_group,
