@@ -69,7 +69,9 @@ async def describe_picture(request: PictureRequest) -> PictureResult:
         if called:
             if outcome.status == "described":
                 cache_description(request.sha256, settings.gemini_model, PROMPT_VERSION, outcome.description)
-            return _result(request, outcome)
+            result = _result(request, outcome)
+            _account(result)
+            return result
         if outcome.status != "described":
             return PictureResult(index=request.picture_index, sha256=request.sha256, status=outcome.status,
                                  reason=outcome.reason, model=outcome.model)
@@ -94,16 +96,17 @@ async def _call_api(request: PictureRequest) -> Outcome:
     except ImageRejectedError as error:
         return Outcome(status="failed", reason=f"unusable_picture: {error}")
     describer = picture_describer()
-    outcome = await describer.describe(
+    return await describer.describe(
         PreparedPicture(prepared.data, prepared.mime_type, prepared.estimated_tokens),
         request.caption, request.context, request.location)
-    cost = price_table().cost(outcome.model or settings.gemini_model, outcome.input_tokens,
-                              outcome.output_tokens, outcome.thinking_tokens) if outcome.attempts else 0
-    if cost:
-        daily_spend_cap().spend(float(cost))
-        metrics.record_cost(outcome.model, float(cost))
-        metrics.record_tokens(outcome.input_tokens, outcome.output_tokens, outcome.thinking_tokens)
-    return outcome
+
+
+def _account(result: PictureResult) -> None:
+    """What a call spent: the worker's daily cap and the cost and token counters."""
+    if result.cost_usd:
+        daily_spend_cap().spend(result.cost_usd)
+        metrics.record_cost(result.model, result.cost_usd)
+        metrics.record_tokens(result.input_tokens, result.output_tokens, result.thinking_tokens)
 
 
 def _result(request: PictureRequest, outcome: Outcome) -> PictureResult:
