@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import os
 import pickle
@@ -404,14 +405,21 @@ def test_html_and_markdown_load_only_images_inside_their_folder(tmp_path, store)
         f"# Security\n\n![fine](ok.jpg)\n\n![a](../outside/secret.jpg)\n\n![b]({secret})\n\n"
         "![c](link.jpg)\n\n![d](http://127.0.0.1:9/x.png)\n\nend\n"
     )
-    with pytest.warns(UserWarning, match="Could not process an image"):  # docling warns about refused images
-        html = extract_document(docs / "page.html", None, store, LIMITS)
-    with pytest.warns(UserWarning, match="remote"):
-        markdown = extract_document(docs / "page.md", None, store, LIMITS)
+    html = extract_document(docs / "page.html", None, store, LIMITS)
+    markdown = extract_document(docs / "page.md", None, store, LIMITS)
+    secret_sha = hashlib.sha256(secret.read_bytes()).hexdigest()
+    # Every picture is listed in its place; only the one inside the folder has bytes, the rest say why not.
+    assert [(p.status, p.reason) for p in html.pictures] == [("", "")] + [
+        ("skipped", "outside_document_folder")] * 4 + [("skipped", "remote_picture")] * 2
+    assert [(p.status, p.reason) for p in markdown.pictures] == [("", "")] + [
+        ("skipped", "outside_document_folder")] * 3 + [("skipped", "remote_picture")]
     for result in (html, markdown):
-        assert [p.caption for p in result.pictures] == ["fine"]
-        assert len(result.segments) == 2
-        assert "end" in result.segments[1]
+        assert result.pictures[0].caption == "fine"
+        assert all(p.sha256 == "" and p.size_bytes == 0 for p in result.pictures[1:])
+        assert secret_sha not in {p.sha256 for p in result.pictures}
+        assert secret_sha not in store
+        assert len(result.segments) == len(result.pictures) + 1
+        assert "end" in result.segments[-1]
 
 
 def test_literal_placeholders_in_the_text_do_not_split_it(tmp_path, store):
@@ -448,8 +456,8 @@ def test_pool_extracts_in_worker_processes_and_survives_a_dead_worker(tmp_path):
         assert all(p.sha256 in store for r in results for p in r.pictures)
         assert isinstance(missing, ExtractionError) and missing.reason == "not_found"
 
-        # A worker killed while idle breaks a ProcessPoolExecutor; the pool replaces it.
-        victim = next(iter(pool._executor._processes))
+        # A process killed while idle: the next document goes to a fresh one, not to the corpse.
+        victim = pool.pids()[0]
         os.kill(victim, signal.SIGKILL)
         time.sleep(0.5)
         again = asyncio.run(pool.extract(SAMPLES / "sales_data.xlsx", None))

@@ -15,6 +15,8 @@ REASONS = frozenset(
         "outside_root",
         "decompression_bomb",
         "conversion_failed",
+        "extraction_timeout",  # past its deadline: its extraction process was killed
+        "extraction_crashed",  # its extraction process died converting it (killed, out of memory, segfault)
     }
 )
 

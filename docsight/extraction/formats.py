@@ -202,3 +202,21 @@ def _as_text(head: bytes) -> str | None:
         return head.decode("cp1252")  # docling's own fallback for text formats
     except UnicodeDecodeError:
         return None
+
+
+def check_archive_size(path: Path, max_total_bytes: int) -> None:
+    """Refuse a DOCX/PPTX/XLSX whose parts expand to more than ``max_total_bytes`` together.
+
+    Sizes come from the central directory, before anything is decompressed; zipfile never
+    yields more bytes than a member declares, so a member cannot lie its way past this.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ExtractionError("corrupt", f"{path.name} is a damaged archive: {exc}") from None
+    if total > max_total_bytes:
+        raise ExtractionError(
+            "decompression_bomb",
+            f"{path.name}: its parts expand to {total:,} bytes in all, above the limit of {max_total_bytes:,} bytes",
+        )
