@@ -95,7 +95,8 @@ def submit(args) -> int:
         raise CommandError(f"the document root {root} does not exist: set DOCSIGHT_DOCUMENT_ROOT to the folder "
                            "the workers read documents from")
     return asyncio.run(submit_and_follow(settings.broker_url, root, paths, user, args, wait=args.wait,
-                                         worker_url=default_worker_url(args.worker_url)))
+                                         worker_url=default_worker_url(args.worker_url),
+                                         store_dir=settings.store_location))
 
 
 def checked_files(files: list[Path]) -> list[Path]:
@@ -136,17 +137,17 @@ def submit_through_temporary_cluster(settings, paths: list[Path], user: str, arg
               f"(status page {worker.url}/status)", flush=True)
         # the copies are only for this run's worker: nothing reads them after the cluster stops
         return asyncio.run(submit_and_follow(cluster.broker_url, root, paths, user, args, wait=True,
-                                             worker_url=worker.url, keep_copies=False))
+                                             worker_url=worker.url, keep_copies=False, store_dir=cluster.store_dir))
     finally:
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def submit_and_follow(broker_url: str, root: Path, paths: list[Path], user: str, args, *, wait: bool,
-                            worker_url: str, keep_copies: bool = True) -> int:
+                            worker_url: str, keep_copies: bool = True, store_dir: Path | None = None) -> int:
     submissions = [Submission(path, new_document_id(path)) for path in paths]
     try:
-        return await _submit_and_follow(broker_url, root, submissions, user, args, wait, worker_url)
+        return await _submit_and_follow(broker_url, root, submissions, user, args, wait, worker_url, store_dir)
     except KafkaConnectionError:
         raise broker_unreachable(broker_url) from None
     except KafkaError as error:
@@ -160,9 +161,9 @@ async def submit_and_follow(broker_url: str, root: Path, paths: list[Path], user
 
 
 async def _submit_and_follow(broker_url: str, root: Path, submissions: list[Submission], user: str, args,
-                             wait: bool, worker_url: str) -> int:
+                             wait: bool, worker_url: str, store_dir: Path | None = None) -> int:
     async with AsyncExitStack() as stack:
-        reader = await stack.enter_async_context(OutcomeReader(broker_url)) if wait else None
+        reader = await stack.enter_async_context(OutcomeReader(broker_url, store_dir)) if wait else None
         if reader:
             await reader.assign(from_end=True)  # before submitting: only outcomes that come after count
         client = await stack.enter_async_context(DocsightClient(broker_url))
@@ -176,7 +177,7 @@ async def _submit_and_follow(broker_url: str, root: Path, submissions: list[Subm
                   "or docsight results ID --output DIR")
             return 0
         outcomes = await follow(reader, worker_url, submissions, args.timeout)
-    return report(submissions, outcomes, Path(args.output), args.timeout)
+    return report(submissions, outcomes, Path(args.output), args.timeout, store_dir)
 
 
 def new_document_id(path: Path) -> str:
@@ -200,9 +201,52 @@ def place_under_root(submission: Submission, root: Path) -> str:
         raise CommandError(f"cannot copy {submission.path} under the document root {root} "
                            f"(DOCSIGHT_DOCUMENT_ROOT): {error.strerror or error}") from None
     if submission.path.suffix.lower() in FORMATS_WITH_PICTURES_BESIDE:
-        print(f"note: {submission.path.name} was copied alone; pictures it links beside it are not (put its folder "
-              f"under {root} to keep them)", flush=True)
+        bring_pictures_along(submission.path, target.parent, root)
     return target.relative_to(root).as_posix()
+
+
+def bring_pictures_along(document: Path, destination: Path, root: Path) -> list[Path]:
+    """Copy the local pictures an HTML or Markdown file refers to beside its copy, keeping their paths.
+
+    A picture the copy cannot take along is never dropped silently: one outside the file's folder
+    (docling does not read those, wherever the file is) or missing is reported here, and the document's
+    results list it with that reason; a picture that cannot be copied stops the submission.
+    """
+    from docsight.extraction.references import local_pictures
+
+    copied: list[Path] = []
+    outside, missing = [], []
+    for picture in local_pictures(document):
+        if picture.relative is None:
+            outside.append(picture.source)
+        elif not picture.exists:
+            missing.append(picture.source)
+        else:
+            target = destination / picture.relative
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(picture.path, target)
+            except OSError as error:
+                raise CommandError(f"{document.name} refers to the picture {picture.source}, which cannot be copied "
+                                   f"under the document root {root} with it: {error.strerror or error}. Put the "
+                                   f"file's folder under {root} and submit it from there.") from None
+            copied.append(target)
+    if copied:
+        print(f"{document.name}: brought along {len(copied)} picture{'s' if len(copied) != 1 else ''} it refers to",
+              flush=True)
+    if outside:
+        print(f"note: {document.name} refers to {len(outside)} picture(s) outside its folder ({_listed(outside)}); "
+              "docsight reads only pictures in a document's folder, so they will be listed as skipped "
+              "(outside_document_folder). Move them beside the file to have them described.", flush=True)
+    if missing:
+        print(f"note: {document.name} refers to {len(missing)} picture(s) that do not exist ({_listed(missing)}); "
+              "they will be listed as skipped (missing_picture).", flush=True)
+    return copied
+
+
+def _listed(sources: list[str], most: int = 3) -> str:
+    shown = ", ".join(sources[:most])
+    return shown + (f" and {len(sources) - most} more" if len(sources) > most else "")
 
 
 # --- following progress -----------------------------------------------------------------
@@ -273,7 +317,7 @@ class ProgressDisplay:
     def finish(self, submission: Submission, outcome: Outcome) -> None:
         event = outcome.value
         if outcome.enriched:
-            pictures = event.get("pictures", [])
+            pictures = event.get("pictures") or []
             described = sum(1 for p in pictures if p.get("status") == "described")
             cached = sum(1 for p in pictures if p.get("cached"))
             text = (f"{described}/{len(pictures)} pictures described"
@@ -328,7 +372,8 @@ class ProgressDisplay:
 
 # --- the results ------------------------------------------------------------------------
 
-def report(submissions: list[Submission], outcomes: dict[str, Outcome], output: Path, timeout: float) -> int:
+def report(submissions: list[Submission], outcomes: dict[str, Outcome], output: Path, timeout: float,
+           store_dir: Path | None = None) -> int:
     names = Counter(s.path.name for s in submissions)
     problems = 0
     print()
@@ -345,7 +390,12 @@ def report(submissions: list[Submission], outcomes: dict[str, Outcome], output: 
         else:
             name = submission.path.name if names[submission.path.name] == 1 else (
                 f"{submission.document_id}{submission.path.suffix}")
-            written = write_enriched(output, name, outcome.value)
+            try:
+                written = write_enriched(output, name, outcome.value, store_dir)
+            except CommandError as error:
+                problems += 1
+                print(f"{label}: enriched, but its result cannot be written: {error}")
+                continue
             print(f"{label}: enriched, wrote {written.markdown} and {written.details}")
     enriched = sum(1 for outcome in outcomes.values() if outcome.enriched)
     print(f"{len(submissions)} submitted, {enriched} enriched, {problems} failed or unfinished")

@@ -49,6 +49,7 @@ class Line:
 class Paragraph:
     text: str
     box: Box
+    lines: int = 1
 
 
 def iou(a: Box, b: Box) -> float:
@@ -88,6 +89,7 @@ def merge_lines(lines: Sequence[Line]) -> list[Paragraph]:
     paragraphs: list[Paragraph] = []
     current_text = ""
     current_box: Box | None = None
+    count = 0
     last: Line | None = None
     for line in lines:
         text = line.text.strip()
@@ -96,14 +98,68 @@ def merge_lines(lines: Sequence[Line]) -> list[Paragraph]:
         if current_box is not None and last is not None and _continues(current_box, last, line):
             current_text = _join(current_text, text)
             current_box = current_box.union(line.box)
+            count += 1
         else:
             if current_box is not None:
-                paragraphs.append(Paragraph(current_text, current_box))
-            current_text, current_box = text, line.box
+                paragraphs.append(Paragraph(current_text, current_box, count))
+            current_text, current_box, count = text, line.box, 1
         last = line
     if current_box is not None:
-        paragraphs.append(Paragraph(current_text, current_box))
+        paragraphs.append(Paragraph(current_text, current_box, count))
     return paragraphs
+
+
+HEADING_MIN_RATIO = 1.2  # a line this much taller than the body text is set in a heading size
+MAX_HEADING_CHARS = 150
+MAX_HEADING_LEVEL = 3
+
+
+def body_line_height(lines: Sequence[Line]) -> float:
+    """The height of the text most characters are set in (the median, weighted by characters)."""
+    weighted = sorted((line.box.height, len(line.text.strip())) for line in lines if line.box.height > 0)
+    total = sum(chars for _, chars in weighted)
+    if not total:
+        return 0.0
+    seen = 0
+    for height, chars in weighted:
+        seen += chars
+        if seen * 2 >= total:
+            return height
+    return weighted[-1][0]
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def heading_levels(pages: dict[int, Sequence[Paragraph]], body_height: float,
+                   outline: Sequence[tuple[str, int, int]] = ()) -> dict[tuple[int, int], int]:
+    """Which paragraphs are headings: ``{(page, paragraph index): level}``, level 1 the top.
+
+    The PDF's outline (bookmarks) decides where it names a paragraph of that page; otherwise a
+    short one-line paragraph in a larger size than the body text is a heading, the largest
+    size level 1, the next level 2, and so on.
+    """
+    by_page: dict[int, dict[str, int]] = {}
+    for title, level, page in outline:
+        by_page.setdefault(page, {}).setdefault(_normal(title), min(level + 1, MAX_HEADING_LEVEL + 3))
+    levels: dict[tuple[int, int], int] = {}
+    sized: dict[tuple[int, int], float] = {}
+    for page, paragraphs in pages.items():
+        titles = by_page.get(page, {})
+        for index, paragraph in enumerate(paragraphs):
+            text = paragraph.text.strip()
+            if _normal(text) in titles:
+                levels[(page, index)] = titles[_normal(text)]
+                continue
+            if (body_height > 0 and paragraph.lines == 1 and len(text) <= MAX_HEADING_CHARS
+                    and not text.endswith((".", ",", ";", ":")) and any(c.isalpha() for c in text)
+                    and paragraph.box.height >= HEADING_MIN_RATIO * body_height):
+                sized[(page, index)] = round(paragraph.box.height * 2) / 2
+    sizes = sorted(set(sized.values()), reverse=True)
+    for key, size in sized.items():
+        levels[key] = min(sizes.index(size) + 1, MAX_HEADING_LEVEL)
+    return levels
 
 
 def picture_anchors(paragraphs: Sequence[Paragraph], pictures: Sequence[Box]) -> list[int]:

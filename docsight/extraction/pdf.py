@@ -37,6 +37,16 @@ class PdfPage:
     width: float
     height: float
     images: list[PdfImageObject] = field(default_factory=list)
+    paths: list[Box] = field(default_factory=list)  # vector paths and shadings: the makings of drawn figures
+
+    @property
+    def box(self) -> Box:
+        return Box(0.0, 0.0, self.width, self.height)
+
+
+# A page drawing more paths than this (a map, a plot of thousands of points) is taken as one drawing:
+# grouping them one by one would cost seconds.
+MAX_PATHS_PER_PAGE = 1500
 
 
 def open_pdf(path: Path) -> pdfium.PdfDocument:
@@ -70,10 +80,47 @@ def scan_pdf(pdf: pdfium.PdfDocument, name: str, pixel_cap: int) -> list[PdfPage
                     continue
                 check_pixels(px_w, px_h, pixel_cap, f"{name}, page {number}")
                 scanned.images.append(PdfImageObject(Box(left, bottom, right, top), px_w, px_h, index))
+            scanned.paths = _path_boxes(page, scanned.box)
             pages.append(scanned)
         finally:
             page.close()
     return pages
+
+
+def _path_boxes(page: pdfium.PdfPage, page_box: Box) -> list[Box]:
+    boxes = []
+    for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_SHADING], max_depth=4):
+        try:
+            left, bottom, right, top = obj.get_bounds()
+        except pdfium.PdfiumError:
+            continue
+        # clipped to the page: drawings bleeding off the edge still count for what is visible
+        box = Box(max(left, page_box.l), max(bottom, page_box.b), min(right, page_box.r), min(top, page_box.t))
+        if box.r >= box.l and box.t >= box.b:
+            boxes.append(box)
+    if len(boxes) > MAX_PATHS_PER_PAGE:
+        union = boxes[0]
+        for box in boxes[1:]:
+            union = union.union(box)
+        boxes = [union] * 3  # one drawing (three entries: enough paths to count as one)
+    return boxes
+
+
+def outline(pdf: pdfium.PdfDocument, max_entries: int = 2000) -> list[tuple[str, int, int]]:
+    """The PDF's bookmarks: (title, level from 0, page number from 1), for headings."""
+    entries = []
+    try:
+        for bookmark in pdf.get_toc(max_depth=6):
+            destination = bookmark.get_dest()
+            index = destination.get_index() if destination is not None else None
+            title = (bookmark.get_title() or "").strip()
+            if title and index is not None:
+                entries.append((title, bookmark.level, index + 1))
+            if len(entries) >= max_entries:
+                break
+    except (pdfium.PdfiumError, ValueError):  # a broken outline is no reason to lose the document
+        return entries
+    return entries
 
 
 def image_bytes(pdf: pdfium.PdfDocument, page_number: int, index: int, pixel_cap: int, where: str) -> StoredImage:

@@ -36,6 +36,14 @@ class PictureTokens:
     def pattern(self) -> re.Pattern[str]:
         return re.compile(f"DSPIC{self.nonce}K(\\d+)E")
 
+    def reference(self, key: int) -> str:
+        """What stands in for a picture where its description cannot go (a table cell, a repeat)."""
+        return f"DSREF{self.nonce}K{key}E"
+
+    @property
+    def reference_pattern(self) -> re.Pattern[str]:
+        return re.compile(f"DSREF{self.nonce}K(\\d+)E")
+
     def split(self, markdown: str) -> tuple[list[str], list[int]] | None:
         """(texts, keys) with len(texts) == len(keys) + 1, or None if a token repeats."""
         texts: list[str] = []
@@ -49,6 +57,96 @@ class PictureTokens:
         if len(set(keys)) != len(keys):
             return None
         return texts, keys
+
+
+NOTE_IN_TABLE = "in a table cell: the cell refers to it, its description follows the table"
+NOTE_REPEATED = "shown more than once in the markdown: described at its first place, referred to at the others"
+NOTE_NOT_FOUND = "its place in the markdown was not found: described after the previous picture"
+
+
+@dataclass
+class Placement:
+    """The markdown split at the pictures' places: ``texts[i]`` comes before the picture ``keys[i]``."""
+
+    texts: list[str]
+    keys: list[int]
+    notes: dict[int, str]  # picture key -> why its description is not exactly where the picture was
+
+
+def _is_table_line(line: str) -> bool:
+    return line.lstrip().startswith("|")
+
+
+def _move_out_of_tables(markdown: str, tokens: PictureTokens, notes: dict[int, str]) -> str:
+    """A picture inside a table row leaves a reference in its cell; its token goes right after the table.
+
+    A description is a block of text: inserted into a row it would end the table there.
+    """
+    lines = markdown.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        if not _is_table_line(lines[i]):
+            out.append(lines[i])
+            i += 1
+            continue
+        end = i
+        while end < len(lines) and _is_table_line(lines[end]):
+            end += 1
+        block = lines[i:end]
+        i = end
+        if not any(_TABLE_RULE.match(line) for line in block) or not any(tokens.pattern.search(x) for x in block):
+            out.extend(block)
+            continue
+        moved: list[int] = []
+
+        def to_reference(match: re.Match[str]) -> str:
+            key = int(match.group(1))
+            if key not in moved:
+                moved.append(key)
+            return tokens.reference(key)
+
+        out.extend(tokens.pattern.sub(to_reference, line) for line in block)
+        for key in moved:
+            notes.setdefault(key, NOTE_IN_TABLE)
+            out += ["", tokens.token(key)]
+        out.append("")
+    return "\n".join(out)
+
+
+def place_tokens(markdown: str, tokens: PictureTokens) -> Placement:
+    """Split an export at its picture tokens, whatever the serializer did with them. Never fails.
+
+    Tokens inside tables move after the table (the cell keeps a reference); a token that occurs more
+    than once (a picture in a cell spanning two columns is written in both) keeps its first place,
+    the others become references.
+    """
+    notes: dict[int, str] = {}
+    markdown = _move_out_of_tables(markdown, tokens, notes)
+    seen: set[int] = set()
+
+    def first_only(match: re.Match[str]) -> str:
+        key = int(match.group(1))
+        if key in seen:
+            notes.setdefault(key, NOTE_REPEATED)
+            return tokens.reference(key)
+        seen.add(key)
+        return match.group(0)
+
+    markdown = tokens.pattern.sub(first_only, markdown)
+    texts, keys = tokens.split(markdown)  # no repeats are left
+    return Placement(texts, keys, notes)
+
+
+def resolve_references(segments: Sequence[str], tokens: PictureTokens, order: Sequence[int]) -> list[str]:
+    """References become "[Picture N]", N as the rendered descriptions number them (reading order, from 1)."""
+    number = {key: position + 1 for position, key in enumerate(order)}
+
+    def label(match: re.Match[str]) -> str:
+        key = int(match.group(1))
+        return f"[Picture {number[key]}]" if key in number else "[picture]"
+
+    return [tokens.reference_pattern.sub(label, segment) for segment in segments]
 
 
 def build_segments(
