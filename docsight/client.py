@@ -12,10 +12,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+
+from docsight.broker import kafka_security
 
 INPUT_TOPIC = "document-received"
 OUTPUT_TOPICS = ("document-enriched", "document-failed")
@@ -43,7 +46,7 @@ async def ensure_topics(broker_url: str, partitions: int) -> None:
     Without this, a producer that comes first would let the broker create
     document-received with its default partition count.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url), **kafka_security())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -55,6 +58,44 @@ async def ensure_topics(broker_url: str, partitions: int) -> None:
                 pass
     finally:
         await admin.close()
+
+
+class OutcomeUnavailable(Exception):
+    """An outcome travelled by reference and this machine cannot read it from the blob store."""
+
+
+def full_outcome(value: dict, store_dir) -> dict:
+    """A document-enriched value with its markdown and pictures inline.
+
+    An outcome over the broker's message limit travels whole in the blob store (``outcome_ref``), and
+    markdown above 512 KiB by ``markdown_ref``: both are read from ``store_dir`` (the workers'
+    DOCSIGHT_STORE_DIR as a path, or their ``settings.store_location``, e.g. an S3 bucket). Any other
+    value is returned as it is.
+    """
+    outcome_ref = value.get("outcome_ref")
+    if not outcome_ref and (value.get("markdown") is not None or not value.get("markdown_ref")):
+        return value
+    from docsight.storage import BlobNotFound, BlobStore, StoreLocation, open_store
+
+    if isinstance(store_dir, StoreLocation) and store_dir.scheme != "file":
+        store = open_store(store_dir)  # an object store (DOCSIGHT_STORE_URL): the same from every machine
+        root = store.location
+    else:
+        root = store_dir.path if isinstance(store_dir, StoreLocation) else Path(store_dir) if store_dir else None
+        if root is None or not root.is_dir():
+            raise OutcomeUnavailable(
+                f"document {value.get('document_id')}: its outcome is in the workers' blob store "
+                f"(DOCSIGHT_STORE_DIR), which is not at {root or 'an unset path'} on this machine")
+        store = BlobStore(root)
+    try:
+        full = json.loads(store.get(outcome_ref)) if outcome_ref else dict(value)
+        if full.get("markdown") is None and full.get("markdown_ref"):
+            full["markdown"] = store.get_text(full["markdown_ref"])
+    except BlobNotFound as missing:
+        raise OutcomeUnavailable(f"document {value.get('document_id')}: blob {missing} is not in the store at "
+                                 f"{root} (DOCSIGHT_STORE_DIR)") from None
+    full["outcome_ref"] = outcome_ref
+    return full
 
 
 @dataclass
@@ -70,12 +111,15 @@ class Outcome:
 
 
 class DocsightClient:
-    def __init__(self, broker_url: str) -> None:
+    def __init__(self, broker_url: str, store_dir: Path | str | None = None) -> None:
+        """``store_dir``: the workers' blob store; when given, outcomes sent by reference are read in full."""
         self.servers = bootstrap_servers(broker_url)
+        self.store_dir = store_dir
         self._producer: AIOKafkaProducer | None = None
 
     async def __aenter__(self) -> "DocsightClient":
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.servers, acks="all", max_batch_size=16384)
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.servers, acks="all", max_batch_size=16384,
+                                          **kafka_security())
         await self._producer.start()
         return self
 
@@ -96,7 +140,7 @@ class DocsightClient:
         consumer = AIOKafkaConsumer(
             *OUTPUT_TOPICS, bootstrap_servers=self.servers, group_id=None, enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
-            group_instance_id=None, client_id=f"docsight-client-{uuid.uuid4().hex[:8]}")
+            group_instance_id=None, client_id=f"docsight-client-{uuid.uuid4().hex[:8]}", **kafka_security())
         await consumer.start()
         outcomes: list[Outcome] = []
         seen: set[str] = set()
@@ -113,6 +157,8 @@ class DocsightClient:
                         value = json.loads(record.value)
                         outcome = Outcome(record.topic, value.get("document_id"), value, time.time())
                         if document_ids is None or outcome.document_id in document_ids:
+                            if self.store_dir is not None and outcome.enriched:
+                                outcome.value = full_outcome(value, self.store_dir)
                             outcomes.append(outcome)
                             seen.add(outcome.document_id)
         finally:

@@ -117,7 +117,7 @@ def run_scenario(scenario: Scenario, workdir: Path, workers: int = 2, log=print)
     if workdir.exists():
         shutil.rmtree(workdir)  # a fresh broker: the workers' tables must start empty too
     env = {**BASE_WORKER_ENV, "VISION_RATE_LIMIT_PER_MINUTE": f"{scenario.requests_per_minute:g}",
-           **scenario.worker_env}
+           "VISION_QUOTA_WINDOW_SECONDS": f"{scenario.window_seconds:g}", **scenario.worker_env}
     server = GeminiServerConfig(rpm=scenario.quota_calls, window_seconds=scenario.window_seconds,
                                 latency_ms=scenario.latency_ms, jitter_ms=scenario.jitter_ms,
                                 error_rate_500=scenario.error_rate_500, error_rate_503=scenario.error_rate_503)
@@ -153,7 +153,7 @@ async def _submit_and_collect(cluster: LocalCluster, locations: list[str], timeo
     events = [document_event(f"load-{index:04d}-{Path(location).parent.name}", "loadtest", location)
               for index, location in enumerate(locations)]
     submitted_at = {}
-    async with DocsightClient(cluster.broker_url) as client:
+    async with DocsightClient(cluster.broker_url, store_dir=cluster.store_dir) as client:
         for event in events:
             submitted_at[event["document_id"]] = time.time()
             await client.submit(event)

@@ -69,6 +69,9 @@ class PictureInfo(Event):
     height: int
     location: Optional[str] = None
     caption: str = ""
+    # what the picture is and where its description went when not exactly in its place (a URL, "EMF
+    # picture", "in a table cell: ..."); sha256 is "" for a picture without bytes (listed skipped/failed)
+    note: str = ""
 
 
 class PictureResult(Event):
@@ -91,7 +94,8 @@ class DocumentUpdate(Event):
     """One change to a document's aggregate; ``kind`` says which field is set.
 
     kinds: ``received`` (extraction started), ``manifest`` (extraction done:
-    the pictures to expect), ``picture`` (one picture's outcome), ``failed``.
+    the pictures to expect), ``picture`` (one picture's outcome), ``failed``
+    (the document failed before its aggregate: the aggregate emits document-failed).
     """
 
     kind: str
@@ -102,10 +106,13 @@ class DocumentUpdate(Event):
     format: str = ""
     markdown_ref: str = ""             # BlobStore digest of the JSON list of markdown segments
     pictures: List[PictureInfo] = []
+    pictures_ref: str = ""             # BlobStore digest of the JSON list of PictureInfo (instead of pictures:
+                                       # a manifest of thousands of pictures would pass the broker's limit)
     picture: Optional[PictureResult] = None
     stage: str = ""
     reason: str = ""
     message: str = ""
+    original: str = ""                 # received and failed: the received event as text, for document-failed
 
 
 # --- internal: runtime control ------------------------------------------------
@@ -138,6 +145,7 @@ class EnrichedPicture(Event):
     thinking_tokens: int = 0
     cost_usd: float = 0.0
     cached: bool = False
+    note: str = ""                     # from the manifest's PictureInfo.note
 
 
 class DocumentEnriched(Event):
@@ -148,13 +156,16 @@ class DocumentEnriched(Event):
     markdown: Optional[str]            # the markdown with each description at its picture; None when
                                        # larger than MAX_INLINE_MARKDOWN_BYTES (read it by markdown_ref)
     markdown_ref: str                  # BlobStore digest of the same markdown
-    pictures: List[EnrichedPicture]
+    pictures: Optional[List[EnrichedPicture]]  # None when the outcome travels by outcome_ref
     input_tokens: int
     output_tokens: int
     thinking_tokens: int
     cost_usd: float
     received_at: float
     completed_at: float
+    # BlobStore digest of the whole outcome (this record with markdown and pictures inline), set only when
+    # that is over the broker's message limit; markdown and pictures are None then.
+    outcome_ref: Optional[str] = None
 
 
 class DocumentFailed(Event):

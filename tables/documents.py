@@ -1,8 +1,13 @@
-"""The ``documents`` table: each document's aggregate, changelog-backed, in RocksDB.
+"""The ``documents`` and ``document_parts`` tables: each document's aggregate, changelog-backed, in RocksDB.
 
-Keyed by document id, co-partitioned with the document-updates topic that
-feeds it (same key, same partition count), so its owner is the one worker
-that consumes that document's updates.
+``documents`` holds each document's small header (status, counters, timestamps), keyed by document id;
+``document_parts`` one entry per picture (``{document_id}#{index}``) and the received event's text
+(``{document_id}#original``); see :mod:`docsight.tables.document_state`.
+
+Both are written only by the aggregate agent while it handles the document's update, and Faust writes
+a table's changelog to the partition of the current event: both are co-partitioned with the
+document-updates topic that feeds them (same partition count), so their owner is the one worker that
+consumes that document's updates, whatever the parts' keys hash to.
 """
 
 from __future__ import annotations
@@ -15,7 +20,14 @@ documents = app.Table(
     "documents",
     partitions=settings.document_partitions,
     key_type=str,
-    help="Per-document aggregate: pictures expected and described, tokens, status.",
+    help="Per-document header: status, pictures expected and counted, tokens, cost, timestamps.",
+)
+
+document_parts = app.Table(
+    "document_parts",
+    partitions=settings.document_partitions,
+    key_type=str,
+    help="Per-picture entries of each document (manifest facts and outcome), and its received event.",
 )
 
 

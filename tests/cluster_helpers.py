@@ -17,7 +17,8 @@ def submit_and_wait(cluster, events=(), raw=(), timeout: float = 120.0, expect: 
     ids = {event["document_id"] for event in events} if expect is None else expect
 
     async def run():
-        async with DocsightClient(cluster.broker_url) as client:
+        # the workers' blob store: an outcome over the broker's limit is read in full from it
+        async with DocsightClient(cluster.broker_url, store_dir=cluster.store_dir) as client:
             await _send(client, events, raw)
             return await client.collect(ids, timeout=timeout)
 

@@ -102,7 +102,7 @@ def run_demo(args) -> int:
 async def _submit_and_collect(cluster: LocalCluster, documents: list[Path], timeout: float):
     await ensure_topics(cluster.broker_url, partitions=6)
     ids = {}
-    async with DocsightClient(cluster.broker_url) as client:
+    async with DocsightClient(cluster.broker_url, store_dir=cluster.store_dir) as client:
         for path in documents:
             document_id = f"demo-{path.stem}-{path.suffix.lstrip('.')}"
             ids[document_id] = path.name

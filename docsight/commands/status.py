@@ -22,7 +22,8 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
-from docsight.client import OUTPUT_TOPICS, Outcome, bootstrap_servers
+from docsight.broker import kafka_security
+from docsight.client import OUTPUT_TOPICS, Outcome, OutcomeUnavailable, bootstrap_servers, full_outcome
 from docsight.config import SettingsError, get_settings
 
 VIEW_TIMEOUT_SECONDS = 5.0
@@ -100,11 +101,13 @@ def configured_broker_url() -> str:
 class OutcomeReader:
     """A consumer of document-enriched and document-failed, without a consumer group (it commits nothing)."""
 
-    def __init__(self, broker_url: str) -> None:
+    def __init__(self, broker_url: str, store_dir: Path | None = None) -> None:
         self.broker_url = broker_url
+        self.store_dir = store_dir  # the workers' blob store: outcomes sent by reference are read from it
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers(broker_url), group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", metadata_max_age_ms=2000, client_id="docsight-cli")
+            auto_offset_reset="earliest", metadata_max_age_ms=2000, client_id="docsight-cli",
+            **kafka_security())
         self.missing_topics: set[str] = set(OUTPUT_TOPICS)
 
     async def __aenter__(self) -> "OutcomeReader":
@@ -156,8 +159,17 @@ class OutcomeReader:
                     value = json.loads(record.value)
                 except (TypeError, ValueError):
                     continue
-                outcomes.append(Outcome(record.topic, value.get("document_id"), value, time.time()))
+                outcomes.append(self._outcome(record.topic, value))
         return outcomes
+
+    def _outcome(self, topic: str, value: dict) -> Outcome:
+        outcome = Outcome(topic, value.get("document_id"), value, time.time())
+        if outcome.enriched and self.store_dir is not None:
+            try:
+                outcome.value = full_outcome(value, self.store_dir)
+            except OutcomeUnavailable:
+                pass  # write_enriched says what is missing, if the outcome is written
+        return outcome
 
     async def read_all(self, document_id: str, timeout: float) -> list[Outcome]:
         """Every outcome of ``document_id`` already on the broker (scans the output topics to their end)."""
@@ -183,7 +195,7 @@ class OutcomeReader:
                     except (TypeError, ValueError):
                         continue
                     if value.get("document_id") == document_id:
-                        found.append(Outcome(record.topic, document_id, value, time.time()))
+                        found.append(self._outcome(record.topic, value))
         return found
 
 
@@ -212,9 +224,13 @@ def output_name(location: str, document_id: str) -> str:
     return name or document_id
 
 
-def write_enriched(output: Path, name: str, event: dict) -> Written:
+def write_enriched(output: Path, name: str, event: dict, store_dir: Path | None = None) -> Written:
     """The enriched markdown, and a JSON with everything else in the event (every picture's position,
-    caption, description, tokens and cost)."""
+    caption, description, tokens and cost). An outcome sent by reference is read from ``store_dir``."""
+    try:
+        event = full_outcome(event, store_dir)
+    except OutcomeUnavailable as error:
+        raise CommandError(f"{error}; set DOCSIGHT_STORE_DIR to the workers' store") from None
     output.mkdir(parents=True, exist_ok=True)
     written = Written(output / f"{name}.md", output / f"{name}.json")
     written.markdown.write_text(event["markdown"], encoding="utf-8")
@@ -343,7 +359,7 @@ def run_results(args) -> int:
 async def _results(args) -> int:
     broker_url = configured_broker_url()
     try:
-        async with OutcomeReader(broker_url) as reader:
+        async with OutcomeReader(broker_url, store_dir=get_settings().store_location) as reader:
             outcomes = await reader.read_all(args.document_id, args.timeout)
     except KafkaError as error:
         raise CommandError(f"reading from the broker at {broker_url} (DOCSIGHT_BROKER_URL) failed: "
@@ -358,8 +374,9 @@ async def _results(args) -> int:
     if not outcome.enriched:
         print(f"{args.document_id}: {describe_failure(event)}")
         return 1
-    written = write_enriched(Path(args.output), output_name(event.get("location", ""), args.document_id), event)
-    pictures = event.get("pictures", [])
+    written = write_enriched(Path(args.output), output_name(event.get("location", ""), args.document_id), event,
+                             get_settings().store_location)
+    pictures = event.get("pictures") or []
     described = sum(1 for p in pictures if p.get("status") == "described")
     print(f"{args.document_id}: enriched, {described} of {len(pictures)} pictures described, "
           f"{event.get('input_tokens', 0)} input tokens, ${event.get('cost_usd', 0):.6f}")

@@ -47,12 +47,19 @@ PICTURE_OUTCOMES = ("described", "failed", "skipped")
 DOCUMENT_OUTCOMES = ("enriched", "failed")
 API_OUTCOMES = (
     "ok", "rate_limited", "server_error", "timeout", "connection_error", "invalid_image", "invalid_request",
-    "blocked", "no_description", "invalid_api_key", "permission_denied", "model_not_found", "other",
+    "blocked", "no_description", "invalid_api_key", "permission_denied", "model_not_found", "daily_quota_exhausted",
+    "other",
 )
 API_ERROR_REASONS = tuple(outcome for outcome in API_OUTCOMES if outcome != "ok")
 TOKEN_KINDS = ("input", "output", "thinking")
 CACHE_RESULTS = ("hit", "miss")
 FAILURE_STAGES = ("validation", "extraction", "description", "aggregation", "other")
+IGNORED_PICTURE_RESULT_REASONS = ("sha256_mismatch", "unknown_index")
+# why picture description is held (VISION_ON_API_UNAVAILABLE=wait) or failing over at once (fail_over)
+VISION_BLOCK_REASONS = (
+    "invalid_api_key", "permission_denied", "model_not_found", "daily_quota_exhausted",
+    "daily_request_budget_exhausted", "daily_budget_exhausted",
+)
 # an alarm (bad key) stops every call, like an open breaker; its own gauge says why
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2, "alarm": 2}
 OTHER = "other"
@@ -68,6 +75,10 @@ PICTURE_SECONDS = Histogram(
 DESCRIPTION_CACHE = Counter(
     "docsight_description_cache_total", "Description cache lookups, by result (hit, miss).", ["result"],
     registry=REGISTRY)
+PICTURE_RESULTS_IGNORED = Counter(
+    "docsight_picture_results_ignored_total",
+    "Picture outcomes not applied to their document: index or sha256 not in its manifest, by reason.",
+    ["reason"], registry=REGISTRY)
 
 # --- Gemini API ---------------------------------------------------------------------------------
 API_CALLS = Counter(
@@ -102,6 +113,10 @@ CIRCUIT_BREAKER_STATE = Gauge(
 API_KEY_INVALID = Gauge(
     "docsight_api_key_invalid", "1 while Gemini rejects the API key (or its permissions), else 0.",
     registry=REGISTRY)
+VISION_BLOCKED = Gauge(
+    "docsight_vision_blocked",
+    "1 while this worker makes no Gemini call for this reason (bad key or model, the day's quota or budget "
+    "spent); its pictures wait (VISION_ON_API_UNAVAILABLE=wait) or fail over.", ["reason"], registry=REGISTRY)
 
 # --- documents ----------------------------------------------------------------------------------
 DOCUMENTS = Counter(
@@ -120,10 +135,11 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"], registry=REGISTRY)
 
 ALL_METRICS = (
-    PICTURES, PICTURES_SKIPPED, PICTURE_SECONDS, DESCRIPTION_CACHE, API_CALLS, API_ERRORS, API_RATE_LIMITED,
-    API_CALL_SECONDS, API_CALLS_IN_FLIGHT, RATE_LIMITER_WAIT, TOKENS, COST, BUDGET_SHARE, EFFECTIVE_RATE,
-    DAILY_SPEND, DAILY_BUDGET, CIRCUIT_BREAKER_STATE, API_KEY_INVALID, DOCUMENTS, DOCUMENT_FAILURES,
-    DOCUMENT_SECONDS, CONSUMER_LAG,
+    PICTURES, PICTURES_SKIPPED, PICTURE_SECONDS, DESCRIPTION_CACHE, PICTURE_RESULTS_IGNORED, API_CALLS,
+    API_ERRORS, API_RATE_LIMITED, API_CALL_SECONDS, API_CALLS_IN_FLIGHT, RATE_LIMITER_WAIT, TOKENS, COST,
+    BUDGET_SHARE, EFFECTIVE_RATE, DAILY_SPEND, DAILY_BUDGET, CIRCUIT_BREAKER_STATE, API_KEY_INVALID, VISION_BLOCKED,
+    DOCUMENTS,
+    DOCUMENT_FAILURES, DOCUMENT_SECONDS, CONSUMER_LAG,
 )
 
 
@@ -143,6 +159,10 @@ def _initialise_known_series() -> None:
         TOKENS.labels(kind)
     for result in CACHE_RESULTS:
         DESCRIPTION_CACHE.labels(result)
+    for reason in IGNORED_PICTURE_RESULT_REASONS:
+        PICTURE_RESULTS_IGNORED.labels(reason)
+    for reason in VISION_BLOCK_REASONS:
+        VISION_BLOCKED.labels(reason)
 
 
 _initialise_known_series()
@@ -217,7 +237,7 @@ def observe_api_call(outcome: str, seconds: float) -> None:
     API_CALL_SECONDS.observe(max(0.0, seconds))
     if label != "ok":
         API_ERRORS.labels(label).inc()
-    if label == "rate_limited":
+    if label in ("rate_limited", "daily_quota_exhausted"):
         API_RATE_LIMITED.inc()
 
 
@@ -256,6 +276,11 @@ def record_cache(hit: bool) -> None:
     DESCRIPTION_CACHE.labels("hit" if hit else "miss").inc()
 
 
+def record_picture_result_ignored(reason: str) -> None:
+    """A picture outcome did not match its document's manifest (a late result of an older extraction)."""
+    PICTURE_RESULTS_IGNORED.labels(reason if reason in IGNORED_PICTURE_RESULT_REASONS else OTHER).inc()
+
+
 def record_document(outcome: str, seconds: float | None = None, stage: str | None = None,
                     reason: str | None = None) -> None:
     """A document finished: "enriched", or "failed" with the stage and reason of its failure."""
@@ -275,6 +300,11 @@ def set_circuit_state(state) -> None:
 
 def set_api_key_invalid(invalid: bool) -> None:
     API_KEY_INVALID.set(1 if invalid else 0)
+
+
+def set_vision_blocked(reason: str, blocked: bool) -> None:
+    """Raise or clear the alarm that no call goes out for ``reason`` (one of VISION_BLOCK_REASONS)."""
+    VISION_BLOCKED.labels(reason if reason in VISION_BLOCK_REASONS else OTHER).set(1 if blocked else 0)
 
 
 def set_pacing(budget_share: float, requests_per_minute: float) -> None:
