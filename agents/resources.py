@@ -1,36 +1,39 @@
 """What the agents of one worker share: blob store, extraction pool, describer, budget, caches.
 
 Built on first use (a worker that never ingests starts no docling processes)
-and closed when the app stops. The budget share follows the worker's
-partitions of the picture topic: recomputed on every rebalance.
+and closed when the app stops. The budget (``worker_budget``) follows the
+worker's partitions of the picture topic: admissions stop when a rebalance
+starts and resume with the new assignment (new partitions after their
+hold-off); the day's requests and dollars live in the budget ledger topic.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 
+import faust
 import mode
 
 from docsight import observability as metrics
 from docsight.app import app, settings
-from docsight.storage import BlobStore
+from docsight.storage import ContentStore, open_store
 
 log = logging.getLogger(__name__)
 
 
 @functools.cache
-def blob_store() -> BlobStore:
-    return BlobStore(settings.store_dir)
+def blob_store() -> ContentStore:
+    return open_store(settings.store_location)  # DOCSIGHT_STORE_URL: a folder, S3 or GCS
 
 
 @functools.cache
 def extraction_pool():
     from docsight.extraction import ExtractionLimits, ExtractionPool
 
-    limits = ExtractionLimits(max_file_bytes=int(settings.max_document_mb * 1024 * 1024),
-                              max_picture_pixels=settings.vision_max_image_pixels)
-    return ExtractionPool(settings.store_dir, processes=settings.extraction_processes, limits=limits)
+    limits = ExtractionLimits.from_settings(settings)  # sizes, time, memory, LibreOffice, remote pictures, PDF
+    return ExtractionPool(settings.store_location, processes=settings.extraction_processes, limits=limits)
 
 
 @functools.cache
@@ -47,40 +50,6 @@ def price_table():
     return load_price_table(settings.gemini_prices)
 
 
-_budget_override: dict | None = None   # set at runtime through the budget-control topic
-
-
-def cluster_budget():
-    """The configured cluster budget, with any runtime override applied on top."""
-    from docsight.vision.budget import ClusterBudget
-
-    override = _budget_override or {}
-    return ClusterBudget(
-        requests_per_minute=override.get("requests_per_minute", settings.vision_rate_limit_per_minute),
-        tokens_per_minute=override.get("tokens_per_minute", settings.vision_tokens_per_minute),
-        requests_per_day=override.get("requests_per_day", settings.vision_requests_per_day),
-        max_concurrent_per_consumer=settings.vision_max_concurrent_per_consumer,
-        safety_factor=settings.vision_budget_safety_factor)
-
-
-def apply_budget_override(override: dict | None) -> None:
-    """Apply a budget set at runtime (no-op when unchanged)."""
-    global _budget_override
-    if override == _budget_override or settings.role == "ingest":
-        return
-    _budget_override = override
-    if override and override.get("daily_budget_usd") is not None:
-        daily_spend_cap().budget_usd = override["daily_budget_usd"]
-    _apply_share(picture_describer())
-
-
-@functools.cache
-def daily_spend_cap():
-    from docsight.cost.daily_cap import DailySpendCap
-
-    return DailySpendCap(settings.vision_daily_budget_usd)
-
-
 @functools.cache
 def single_flight():
     from docsight.cost import SingleFlight
@@ -88,9 +57,73 @@ def single_flight():
     return SingleFlight()
 
 
+# ---- the budget: one object per quota, built here, handed to the describer and the control follower ----
+
+def check_model_has_price() -> None:
+    """A model without a price would be called and paid for with nothing charged to the cap: refuse to start."""
+    from docsight.config import SettingsError
+    from docsight.cost.prices import UnknownModelError
+
+    try:
+        price_table().price(settings.gemini_model)
+    except UnknownModelError as error:
+        raise SettingsError(
+            f"GEMINI_MODEL={settings.gemini_model!r} has no price, so its calls could not be counted against "
+            f"VISION_DAILY_BUDGET_USD; known models: {', '.join(error.known)}. Choose one of them or add its "
+            'price with GEMINI_PRICES, e.g. GEMINI_PRICES=\'{"' + settings.gemini_model
+            + '": {"input": 1.25, "output": 10.0}}\'') from None
+
+
+def base_budget():
+    """The cluster budget as configured (``docsight control budget`` changes apply on top, per worker)."""
+    from docsight.vision.budget import ClusterBudget
+
+    return ClusterBudget(
+        requests_per_minute=settings.vision_rate_limit_per_minute,
+        tokens_per_minute=settings.vision_tokens_per_minute,
+        requests_per_day=settings.vision_requests_per_day,
+        max_concurrent_per_consumer=settings.vision_max_concurrent_per_consumer,
+        safety_factor=settings.vision_budget_safety_factor,
+        window_seconds=settings.vision_quota_window_seconds,
+        daily_budget_usd=settings.vision_daily_budget_usd)
+
+
+@functools.cache
+def ledger_log():
+    from .budget_ledger import KafkaLedgerLog
+
+    return KafkaLedgerLog(settings.broker_url, f"{settings.app_id}-budget-ledger",
+                          on_progress=lambda: worker_budget().recheck_holds())
+
+
+@functools.cache
+def worker_budget():
+    """This worker's requests/min, tokens/min, requests/day and USD/day, each one object (see worker_budget.py)."""
+    import os
+    import socket
+    import uuid
+
+    from docsight.vision.worker_budget import PriceTablePricing, WorkerBudget
+
+    # one id per incarnation: a restarted worker's reservations and leases are its predecessor's, not its own
+    worker = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    pricing = PriceTablePricing(price_table(), settings.gemini_model, settings.vision_max_output_tokens,
+                                settings.vision_thinking_budget)
+    return WorkerBudget.build(
+        base_budget(), total_partitions=settings.picture_partitions, log=ledger_log(), worker=worker,
+        group=settings.consumer_group, pricing=pricing, burst_size=settings.vision_burst_size,
+        call_timeout_seconds=settings.vision_request_timeout_seconds)
+
+
+@functools.cache
+def daily_spend_cap():
+    from docsight.cost.daily_cap import DailySpendCap
+
+    return DailySpendCap(worker_budget().usd_per_day, worker_budget().cluster_spent)
+
+
 @functools.cache
 def picture_describer():
-    from docsight.vision.budget import BudgetGate, worker_share
     from docsight.vision.circuit_breaker import CircuitBreaker
     from docsight.vision.describer import PictureDescriber
     from docsight.vision.gemini_client import GeminiClient
@@ -100,51 +133,108 @@ def picture_describer():
         timeout_seconds=settings.vision_request_timeout_seconds,
         max_output_tokens=settings.vision_max_output_tokens, thinking_budget=settings.vision_thinking_budget,
         media_resolution=settings.vision_media_resolution or None)
-    # no partitions yet, no share: the first rebalance sets it
-    gate = BudgetGate(worker_share(cluster_budget(), 0, settings.picture_partitions),
-                      settings.vision_max_concurrent_per_consumer, burst_size=settings.vision_burst_size)
     breaker = CircuitBreaker(failure_threshold=settings.vision_breaker_failures,
                              open_seconds=settings.vision_breaker_open_seconds)
-    describer = PictureDescriber(
-        client, gate, breaker, settings.vision_retry_deadline_seconds,
+    budget = worker_budget()
+    return PictureDescriber(
+        client, budget.gate, breaker, settings.vision_retry_deadline_seconds,
         on_unavailable=settings.vision_on_api_unavailable,
-        fail_over_after_seconds=settings.vision_fail_over_after_seconds)
-    _apply_share(describer)
-    return describer
+        fail_over_after_seconds=settings.vision_fail_over_after_seconds,
+        on_daily_quota_exhausted=budget.requests_per_day.mark_exhausted_by_api)
 
 
-def _apply_share(describer) -> None:
+def apply_budget_override(override: dict | None) -> None:
+    """A budget set at runtime (``docsight control budget``): every quota object follows, held pictures look again."""
+    if settings.role == "ingest":
+        return
+    budget = worker_budget()
+    if (override or {}) == budget.override:
+        return
+    applied = budget.apply_override(override or {})
+    log.info("cluster budget now %.6g requests/min, %s tokens/min, %s requests/day, %s USD/day",
+             applied.requests_per_minute, applied.tokens_per_minute, applied.requests_per_day,
+             applied.daily_budget_usd)
+    picture_describer().look_again()
+    publish_budget_figures()
+
+
+def resume_calls(set_at: float) -> None:
+    """``docsight control resume``: what held the calls (key, model, the API's spent day) is fixed."""
+    if settings.role == "ingest":
+        return
+    worker_budget().resume(set_at)
+    picture_describer().resume()
+
+
+def publish_budget_figures() -> None:
+    budget = worker_budget()
+    share = budget.gate.share
+    metrics.set_pacing(share.fraction, budget.gate.effective_requests_per_minute)
+    usd = budget.usd_per_day
+    if usd.limit:
+        # weighted by the share, so that sum() over the workers is the cluster's spend against its cap
+        metrics.set_daily_budget(budget.cluster_spent(usd) * share.fraction, usd.limit * share.fraction)
+
+
+def _owned_picture_partitions() -> set[int]:
     from docsight.streams.topics import picture_requests
-    from docsight.vision.budget import worker_share
 
     topic = picture_requests.get_topic_name()
     assignment = app.consumer.assignment() if app.consumer else set()
-    owned = sum(1 for tp in assignment if tp.topic == topic)
-    share = worker_share(cluster_budget(), owned, settings.picture_partitions)
-    describer.gate.apply_share(share)
-    daily_spend_cap().share_fraction = share.fraction
-    metrics.set_pacing(share.fraction, describer.gate.effective_requests_per_minute)
-    if settings.vision_daily_budget_usd:
-        metrics.set_daily_budget(daily_spend_cap().spent_usd, daily_spend_cap().allowance_usd or 0.0)
-    log.info("budget share: %d/%d picture partitions, %.1f requests/min", owned, settings.picture_partitions,
-             share.requests_per_minute)
+    return {tp.partition for tp in assignment if tp.topic == topic}
+
+
+_main_loop: asyncio.AbstractEventLoop | None = None
+
+
+class _RebalanceStartSensor(faust.Sensor):
+    """Stops admissions the moment a rebalance starts: before Faust drains the streams, not after.
+
+    Faust calls sensors from its consumer thread; the gate lives on the main loop.
+    """
+
+    def on_rebalance_start(self, app_):
+        state = super().on_rebalance_start(app_)
+        if settings.role != "ingest" and worker_budget.cache_info().currsize and _main_loop is not None:
+            _main_loop.call_soon_threadsafe(worker_budget().gate.start_draining)
+        return state
+
+
+app.sensors.add(_RebalanceStartSensor())
+
+if settings.role != "ingest":
+    check_model_has_price()  # at import: ``docsight worker`` stops with one line naming the setting
+
+
+@app.task
+async def _start_budget_ledger() -> None:
+    global _main_loop
+    _main_loop = asyncio.get_running_loop()
+    if settings.role != "ingest":
+        await ledger_log().run()
 
 
 @app.on_partitions_assigned.connect
-async def _share_follows_partitions(sender, assigned, **kwargs) -> None:
-    if settings.role != "ingest":
-        _apply_share(picture_describer())
+async def _budget_follows_partitions(sender, assigned, **kwargs) -> None:
+    if settings.role == "ingest":
+        return
+    budget = worker_budget()
+    owned = _owned_picture_partitions()
+    gained = budget.gate.assign(owned, app.consumer_generation_id)
+    held = budget.gate.stats()["partitions_held"]
+    publish_budget_figures()
+    log.info("budget: picture partitions %s of %d (generation %s), %d calls per %g s window%s",
+             sorted(owned), settings.picture_partitions, app.consumer_generation_id,
+             budget.gate.share.requests_per_window, budget.base.window_seconds,
+             f"; new {sorted(gained)} held until the previous owners' calls left the window"
+             if held else "")
 
 
 @app.on_partitions_revoked.connect
-async def _no_share_while_rebalancing(sender, revoked, **kwargs) -> None:
-    # Until the new assignment is known this worker may not own anything:
-    # hold new calls (calls in flight still count against the gate).
-    from docsight.vision.budget import worker_share
-
-    if settings.role == "ingest":
-        return
-    picture_describer().gate.apply_share(worker_share(cluster_budget(), 0, settings.picture_partitions))
+async def _no_calls_while_rebalancing(sender, revoked, **kwargs) -> None:
+    # the sensor above normally drained already; this covers a rebalance it did not see
+    if settings.role != "ingest":
+        worker_budget().gate.start_draining()
 
 
 @app.service
@@ -154,9 +244,9 @@ class WorkerResources(mode.Service):
     async def on_stop(self) -> None:
         if extraction_pool.cache_info().currsize:
             extraction_pool().close()
+        if worker_budget.cache_info().currsize:
+            await worker_budget().close()
         if picture_describer.cache_info().currsize:
             await picture_describer().client.close()
-        if settings.role != "ingest":
-            from .control import follower
-
-            await follower.close()
+        if ledger_log.cache_info().currsize:
+            await ledger_log().close()

@@ -17,6 +17,8 @@ SAMPLES = REPOSITORY / "samples" / "documents"
 # Fast retries so fault tests finish in seconds; a small per-picture deadline.
 TEST_WORKER_ENV = {
     "VISION_RATE_LIMIT_PER_MINUTE": "6000",
+    # no quota under test: a 1 s window keeps the hold-off after a kill or a restart to seconds
+    "VISION_QUOTA_WINDOW_SECONDS": "1",
     "VISION_RETRY_DEADLINE_SECONDS": "30",
     "VISION_REQUEST_TIMEOUT_SECONDS": "10",
     "DOCSIGHT_EXTRACTION_PROCESSES": "2",

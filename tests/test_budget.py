@@ -1,110 +1,76 @@
-"""The cluster budget, each worker's share, and the gate that enforces it (no network).
+"""The cluster budget's arithmetic and the gate that holds it (no network).
 
-Most gate tests run on a fake clock whose sleep advances it, so the pacing
-figures are exact and the tests take no real time; the few that must see a
-waiter woken use the real clock with high rates.
+Gate tests run on a virtual-time event loop (``run_in_virtual_time``): ``asyncio.sleep(60)`` returns
+at once with the clock 60 s later, so pacing figures are exact and the tests take no real time.
+Admission times are recorded by the tests themselves and counted here, never read from the gate.
 """
 
+from __future__ import annotations
+
 import asyncio
-import time
+import math
 
 import pytest
 
-from docsight.vision.adaptive_rate import AdaptiveRate
-from docsight.vision.budget import (BudgetGate, ClusterBudget, DailyBudgetExhausted, WorkerShare,
-                                    estimate_input_tokens, seconds_until_daily_reset, worker_share)
+from docsight.benchmarks.budget_simulation import busiest_window, run_in_virtual_time
+from docsight.vision.budget import (BudgetGate, BudgetRevoked, CallOverBudget, CallWindow, ClusterBudget,
+                                    DailyBudgetExhausted, estimate_input_tokens, pacific_day,
+                                    partition_allowances, seconds_until_daily_reset, worker_share)
+from docsight.vision.day_ledger import InMemoryLedgerLog
+from docsight.vision.worker_budget import WorkerBudget
+
+ALL = range(6)
 
 
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(0)  # a wake-up that cancels the sleep here leaves the time alone
-        self.now += seconds
+def budget(rpm=60.0, tpm=None, rpd=None, usd=None, window=60.0, safety=1.0, concurrency=50):
+    return ClusterBudget(requests_per_minute=rpm, tokens_per_minute=tpm, requests_per_day=rpd,
+                         max_concurrent_per_consumer=concurrency, safety_factor=safety, window_seconds=window,
+                         daily_budget_usd=usd)
 
 
-def share(rpm, tpm=None, rpd=None, fraction=1.0):
-    return WorkerShare(fraction=fraction, requests_per_minute=rpm, tokens_per_minute=tpm, requests_per_day=rpd)
+# ---- whole calls per partition --------------------------------------------------------
+
+@pytest.mark.parametrize("total", [0, 1, 5, 6, 7, 10, 11, 59, 60, 61, 1000])
+@pytest.mark.parametrize("partitions", [1, 2, 6, 12])
+def test_partition_allowances_are_whole_and_add_up_to_the_total(total, partitions):
+    shares = partition_allowances(total, partitions)
+    assert len(shares) == partitions and sum(shares) == total
+    assert max(shares) - min(shares) <= 1
 
 
-ZERO = share(0, 0, 0, fraction=0.0)
+def test_the_remainder_is_spread_over_the_partitions():
+    assert partition_allowances(10, 6) == (2, 2, 1, 2, 2, 1)
+    assert partition_allowances(3, 6) == (1, 0, 1, 0, 1, 0)
 
 
-def fake_gate(clock, the_share, max_concurrent=50, **kwargs):
-    kwargs.setdefault("day_key", lambda: "day-1")
-    return BudgetGate(the_share, max_concurrent, clock=clock, sleep=clock.sleep, **kwargs)
+@pytest.mark.parametrize("workers", [1, 2, 3, 4, 5, 6])
+@pytest.mark.parametrize("rpm", [1, 2, 5, 10, 15, 20, 30, 60])
+def test_worker_shares_never_add_up_to_more_than_the_quota(workers, rpm):
+    # round-robin assignments, the way a group deals six partitions
+    assignments = [[p for p in ALL if p % workers == w] for w in range(workers)]
+    shares = [worker_share(budget(rpm), owned, 6) for owned in assignments]
+    assert sum(s.requests_per_window for s in shares) == rpm
+    assert sum(s.fraction for s in shares) == pytest.approx(1.0)
 
 
-async def until(condition, turns=100):
-    for _ in range(turns):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never came true")
+def test_ten_a_minute_over_six_workers_is_whole_calls_not_fractions():
+    shares = [worker_share(budget(10), [p], 6).requests_per_window for p in ALL]
+    assert shares == [2, 2, 1, 2, 2, 1]  # 10 calls: never 6 x 1.67 rounded up to 12
 
 
-async def admit_times(gate, clock, count, tokens=0):
-    times = []
-
-    async def call():
-        async with gate.slot(tokens):
-            times.append(clock())
-
-    await asyncio.gather(*(call() for _ in range(count)))
-    return sorted(times)
+def test_window_and_safety_factor_round_down_to_whole_calls():
+    assert budget(10, window=60).requests_per_window == 10
+    assert budget(120, window=5).requests_per_window == 10
+    assert budget(10, safety=0.95).requests_per_window == 9
+    assert budget(60, tpm=6000, window=10).tokens_per_window == pytest.approx(1000)
+    with pytest.raises(ValueError, match="less than one whole call"):
+        budget(0.5)  # half a call a minute: nothing could ever go
 
 
-# ---- shares ---------------------------------------------------------------
-
-BUDGET = ClusterBudget(requests_per_minute=1000, tokens_per_minute=1_000_000, requests_per_day=10_000,
-                       max_concurrent_per_consumer=4, safety_factor=1.0)
-
-
-def test_share_is_the_budget_times_owned_over_total():
-    s = worker_share(BUDGET, 3, 12)
-    assert s == WorkerShare(fraction=0.25, requests_per_minute=250, tokens_per_minute=250_000, requests_per_day=2500)
-
-
-def test_safety_factor_is_applied_before_the_split():
-    budget = ClusterBudget(1000, 1_000_000, 10_000, 4)  # default safety factor 0.95
-    s = worker_share(budget, 1, 2)
-    assert s.fraction == 0.5
-    assert s.requests_per_minute == pytest.approx(475)
-    assert s.tokens_per_minute == pytest.approx(475_000)
-    assert s.requests_per_day == 4750
-
-
-def test_a_worker_owning_no_partition_gets_nothing():
-    s = worker_share(BUDGET, 0, 12)
-    assert s.fraction == 0 and s.requests_per_minute == 0 and s.tokens_per_minute == 0 and s.requests_per_day == 0
-    assert s.is_zero
-
-
-def test_shares_sum_to_the_budget_before_and_after_a_rebalance():
-    budget = ClusterBudget(1000, 1_000_000, 10_000, 4, safety_factor=0.9)
-    for assignment in ([5, 4, 3], [3, 3, 3, 3], [12], [0, 12]):  # a worker joins, leaves, owns all
-        shares = [worker_share(budget, owned, 12) for owned in assignment]
-        assert sum(s.fraction for s in shares) == pytest.approx(1.0)
-        assert sum(s.requests_per_minute for s in shares) == pytest.approx(900)
-        assert sum(s.tokens_per_minute for s in shares) == pytest.approx(900_000)
-        assert sum(s.requests_per_day for s in shares) <= 9000  # floored: never more than the budget
-
-
-def test_unlimited_stays_unlimited_and_daily_share_rounds_down():
-    budget = ClusterBudget(60, None, 10, 2, safety_factor=1.0)
-    s = worker_share(budget, 1, 3)
-    assert s.tokens_per_minute is None and s.requests_per_day == 3
-    assert worker_share(ClusterBudget(60, None, None, 2), 1, 3).requests_per_day is None
-
-
-@pytest.mark.parametrize("owned,total", [(-1, 4), (5, 4), (0, 0)])
-def test_impossible_partition_counts_are_refused(owned, total):
+def test_unlimited_tokens_stay_unlimited_and_bad_partitions_are_refused():
+    assert worker_share(budget(60), [0], 6).tokens_per_window is None
     with pytest.raises(ValueError):
-        worker_share(BUDGET, owned, total)
+        worker_share(budget(60), [6], 6)
 
 
 def test_estimate_is_picture_plus_prompt():
@@ -112,319 +78,326 @@ def test_estimate_is_picture_plus_prompt():
     assert estimate_input_tokens(1000, 1000, "", media_resolution="LOW") == 64
 
 
-def test_daily_reset_is_at_midnight_pacific():
+def test_the_day_turns_at_midnight_pacific():
     import datetime as dt
     one_hour_before = dt.datetime(2026, 1, 15, 7, 0, tzinfo=dt.timezone.utc)  # 23:00 PST
     assert seconds_until_daily_reset(one_hour_before) == pytest.approx(3600)
+    before = dt.datetime(2026, 1, 16, 7, 59, tzinfo=dt.timezone.utc).timestamp()  # 23:59 PST on the 15th
+    after = before + 120
+    assert (pacific_day(before), pacific_day(after)) == ("2026-01-15", "2026-01-16")
 
 
-# ---- request pacing -------------------------------------------------------
+# ---- the window -----------------------------------------------------------------------
 
-def test_burst_of_one_spaces_every_admission_by_the_interval():
-    async def scenario():
-        clock = FakeClock()
-        gate = fake_gate(clock, share(600))  # one call per 0.1 s
-        return await admit_times(gate, clock, 8)
-
-    times = asyncio.run(scenario())
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert times[0] == 1000.0  # the first call does not wait
-    assert all(gap == pytest.approx(0.1) for gap in gaps)
-
-
-def test_burst_of_one_is_smooth_on_the_real_clock():
-    async def scenario():
-        gate = BudgetGate(share(1200), max_concurrent=50)  # one call per 0.05 s
-        return await admit_times(gate, time.monotonic, 6)
-
-    times = asyncio.run(scenario())
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert min(gaps) >= 0.05 - 0.005
+def test_a_call_counts_from_admission_until_a_window_after_it_ended():
+    window = CallWindow(60)
+    first = window.charge(1)
+    assert window.total(0) == 1
+    assert window.delay(1, 1, now=100) == math.inf  # in flight: only its end can free room
+    window.end(first, now=100)
+    assert window.delay(1, 1, now=130) == pytest.approx(30)
+    assert window.delay(1, 2, now=130) == 0
+    assert window.total(159.9) == 1 and window.total(160) == 0
 
 
-def test_a_larger_burst_lets_exactly_that_many_through_at_once():
-    async def scenario():
-        clock = FakeClock()
-        gate = fake_gate(clock, share(600), burst_size=3)
-        return await admit_times(gate, clock, 5)
-
-    times = asyncio.run(scenario())
-    assert times[:3] == [1000.0] * 3
-    assert times[3] == pytest.approx(1000.1) and times[4] == pytest.approx(1000.2)
+def test_an_open_charge_takes_the_real_amount():
+    window = CallWindow(10)
+    charge = window.charge(300)
+    window.adjust(charge, 250)
+    window.end(charge, now=1)
+    assert window.total(5) == 250
 
 
-def test_idle_time_does_not_build_up_a_burst():
-    async def scenario():
-        clock = FakeClock()
-        gate = fake_gate(clock, share(600))
-        await admit_times(gate, clock, 1)
-        clock.now += 3600  # an idle hour
-        return await admit_times(gate, clock, 3)
+# ---- the gate, in virtual time ----------------------------------------------------------
 
-    times = asyncio.run(scenario())
-    assert [round(t - times[0], 6) for t in times] == [0, 0.1, 0.2]
+def open_gate(the_budget, clock, partitions=ALL, generation=1, **options) -> BudgetGate:
+    """A gate that owns ``partitions`` with nothing to hold off (a cold start)."""
+    gate = BudgetGate(the_budget, 6, clock=clock, wall_clock=clock,
+                      hold_oracle=lambda generation, assigned_at, gained: {p: -math.inf for p in gained}, **options)
+    gate.assign(partitions, generation)
+    return gate
 
 
-def test_concurrency_never_exceeds_the_cap():
-    async def scenario():
-        gate = BudgetGate(share(600_000), max_concurrent=3)
-        peak = 0
+async def admit(gate, clock, count, tokens=0, hold=0.0, times=None):
+    """``count`` callers at once; each holds its call ``hold`` seconds. Returns sorted admission times."""
+    times = [] if times is None else times
 
-        async def call():
-            nonlocal peak
-            async with gate.slot():
-                peak = max(peak, gate.in_flight)
-                await asyncio.sleep(0.01)
+    async def call():
+        async with gate.slot(tokens):
+            times.append(clock())
+            await asyncio.sleep(hold)
 
-        await asyncio.gather(*(call() for _ in range(12)))
-        return peak, gate.in_flight, gate.calls_admitted
-
-    assert asyncio.run(scenario()) == (3, 0, 12)
+    await asyncio.gather(*(call() for _ in range(count)))
+    return sorted(times)
 
 
-# ---- token pacing ---------------------------------------------------------
+def test_the_first_call_goes_at_once_and_the_rest_are_paced_evenly():
+    async def scenario(clock):
+        gate = open_gate(budget(600), clock)  # 600 a minute: one every 0.1 s
+        return await admit(gate, clock, 8)
 
-FAST = 6_000_000  # requests/min high enough that only tokens pace
-
-
-def token_gate(clock):
-    # 100 tokens a second, a bucket of 2 s = 200 tokens
-    return fake_gate(clock, share(FAST, tpm=6000), token_bucket_seconds=2.0)
-
-
-async def one_call(gate, clock, estimate, actual=None):
-    """Admit one call, reconcile it, and return how long it waited."""
-    before = clock()
-    async with gate.slot(estimate) as slot:
-        waited = clock() - before
-        if actual is not None:
-            slot.reconcile(actual)
-    return waited
+    times = run_in_virtual_time(scenario, start=1000.0)
+    assert times[0] == 1000.0
+    assert all(b - a == pytest.approx(0.1) for a, b in zip(times, times[1:]))
 
 
-@pytest.mark.parametrize("actual,expected_wait", [
-    (None, 1.0),   # estimate right: 200 spent, 100 more need 1 s
-    (300, 2.0),    # overspend: 100 borrowed from the future
-    (100, 0.0),    # underspend: 100 refunded, the next call goes at once
-])
-def test_token_pacing_charges_the_estimate_then_the_real_count(actual, expected_wait):
-    async def scenario():
-        clock = FakeClock()
-        gate = token_gate(clock)
-        first = await one_call(gate, clock, 200, actual)
-        second = await one_call(gate, clock, 100)
-        return first, second, gate.tokens_admitted
+@pytest.mark.parametrize("quota,hold", [(1, 0.0), (2, 0.3), (3, 5.0), (7, 0.3), (10, 61.0)])
+def test_no_window_ever_holds_more_than_the_allowance(quota, hold):
+    async def scenario(clock):
+        gate = open_gate(budget(quota), clock, burst_size=quota)  # even a burst as big as the allowance
+        return await admit(gate, clock, 4 * quota + 3, hold=hold)
 
-    first, second, admitted = asyncio.run(scenario())
-    assert first == 0
-    assert second == pytest.approx(expected_wait, abs=1e-4)  # FAST adds 10 us of request pacing
-    assert admitted == (actual or 200) + 100
+    times = run_in_virtual_time(scenario)
+    assert busiest_window(times, 60.0) <= quota
 
 
-def test_a_picture_bigger_than_the_bucket_passes_and_leaves_a_debt():
-    async def scenario():
-        clock = FakeClock()
-        gate = token_gate(clock)
-        big = await one_call(gate, clock, 1000)
-        after = await one_call(gate, clock, 100)
-        return big, after
+def test_a_slow_call_keeps_its_place_until_a_window_after_it_ended():
+    async def scenario(clock):
+        gate = open_gate(budget(1), clock)
+        start = clock()
+        return [t - start for t in await admit(gate, clock, 2, hold=30)]
 
-    big, after = asyncio.run(scenario())
-    assert big == 0
-    assert after == pytest.approx(9.0)  # 800 of debt plus 100 at 100 tokens/s
+    assert run_in_virtual_time(scenario) == [0, pytest.approx(90)]  # 30 s call + 60 s window
 
 
-def test_a_refund_wakes_a_caller_waiting_for_tokens():
-    async def scenario():
-        gate = BudgetGate(share(FAST, tpm=60_000), max_concurrent=5, token_bucket_seconds=1.0)  # 1000/s
-        async with gate.slot(1000) as first:
-            second = asyncio.create_task(one_call(gate, time.monotonic, 1000))
-            await asyncio.sleep(0.02)
-            held = not second.done()
-            first.reconcile(0)  # the real count was tiny: the bucket refills at once
-            waited = await asyncio.wait_for(second, 0.5)
-        return held, waited
+def test_no_partition_no_call_and_a_zero_budget_admits_nothing():
+    async def scenario(clock):
+        gate = BudgetGate(budget(60), 6, clock=clock, wall_clock=clock)
+        waiter = asyncio.ensure_future(admit(gate, clock, 1))
+        await asyncio.sleep(3600)
+        return waiter.done(), gate.waiting
 
-    held, waited = asyncio.run(scenario())
-    assert held and waited < 0.5
+    assert run_in_virtual_time(scenario) == (False, 1)
 
 
-def test_reconcile_twice_charges_only_the_last_figure():
-    async def scenario():
-        clock = FakeClock()
-        gate = token_gate(clock)
-        async with gate.slot(200) as slot:
-            slot.reconcile(300)
-            slot.reconcile(250)
-            slot.reconcile(None)  # the API said nothing: keep what is charged
-        return gate.tokens_admitted, slot.charged_tokens
-
-    assert asyncio.run(scenario()) == (250, 250)
-
-
-# ---- daily budget ---------------------------------------------------------
-
-def test_a_spent_day_raises_at_once_and_a_new_day_starts_afresh():
-    async def scenario():
-        clock = FakeClock()
-        day = ["2026-01-15"]
-        gate = fake_gate(clock, share(FAST, rpd=3), day_key=lambda: day[0])
-        await admit_times(gate, clock, 3)
-        before = clock()
-        with pytest.raises(DailyBudgetExhausted) as caught:
+def test_a_rebalance_start_hands_waiters_back_and_lets_calls_in_flight_finish():
+    async def scenario(clock):
+        ended = []
+        gate = open_gate(budget(1), clock, on_drained=lambda report: ended.append(report["ended_by"]))
+        in_flight = asyncio.ensure_future(admit(gate, clock, 1, hold=5))
+        await asyncio.sleep(1)
+        waiter = asyncio.ensure_future(admit(gate, clock, 1))
+        await asyncio.sleep(1)
+        gate.start_draining()
+        await asyncio.sleep(0.001)
+        revoked = waiter.done() and isinstance(waiter.exception(), BudgetRevoked)
+        with pytest.raises(BudgetRevoked):
             async with gate.slot():
                 pass
-        assert clock() == before and gate.waiting == 0  # raised, never waited
-        assert caught.value.calls == 3 and caught.value.allowance == 3
-        spent = gate.day_calls
-        day[0] = "2026-01-16"
-        await admit_times(gate, clock, 1)
-        return spent, gate.day_calls
+        await in_flight
+        return revoked, gate.in_flight, ended, clock(), gate.requeued
 
-    assert asyncio.run(scenario()) == (3, 1)
+    revoked, in_flight, ended, now, requeued = run_in_virtual_time(scenario, start=0.0)
+    assert revoked and in_flight == 0 and requeued == 2
+    assert ended == [pytest.approx(5.0)] and now == pytest.approx(5.0)  # the drain ends with the last call
 
 
-def test_a_queued_caller_raises_when_the_day_runs_out_while_it_waits():
-    async def scenario():
-        clock = FakeClock()
-        gate = fake_gate(clock, share(60, rpd=1))
+def test_kept_partitions_go_on_at_once_new_ones_wait_for_their_hold_off():
+    async def scenario(clock):
+        holds = {"until": -math.inf}
+        gate = BudgetGate(budget(6), 6, clock=clock, wall_clock=clock,
+                          hold_oracle=lambda generation, assigned_at, gained: dict.fromkeys(gained, holds["until"]))
+        gate.assign([0, 1, 2], generation=1)
+        before = gate.usable_share.requests_per_window
+        gate.start_draining()
+        holds["until"] = clock() + 42
+        gate.assign([0, 1, 2, 3, 4, 5], generation=2)  # the next generation: 0-2 kept, 3-5 new
+        during = gate.usable_share.requests_per_window
+        await asyncio.sleep(42)
+        gate.stats()
+        after = gate.usable_share.requests_per_window
+        gate.start_draining()
+        holds["until"] = clock() + 10
+        gate.assign([0, 1, 2, 3, 4, 5], generation=4)  # a generation missed: nothing counts as kept
+        missed = gate.usable_share.requests_per_window
+        return before, during, after, missed
+
+    assert run_in_virtual_time(scenario, start=0.0) == (3, 3, 6, 0)
+
+
+def test_without_the_ledger_read_new_partitions_wait_the_longest_hold_off():
+    async def scenario(clock):
+        known = {"hold": None}
+        gate = BudgetGate(budget(6), 6, clock=clock, wall_clock=clock, call_timeout_seconds=10,
+                          hold_oracle=lambda generation, assigned_at, gained: None if known["hold"] is None
+                          else dict.fromkeys(gained, known["hold"]))
+        gate.assign(ALL, generation=1)
+        held = sorted(gate.entitlements.held(clock()).values())
+        known["hold"] = clock() + 5  # the ledger is read: the old owners' calls leave the window in 5 s
+        gate.recheck_holds()
+        return held, sorted(gate.entitlements.held(clock()).values())
+
+    held, rechecked = run_in_virtual_time(scenario, start=0.0)
+    assert held == [pytest.approx(10 + 60 + 1)] * 6  # call timeout + window + clock margin
+    assert rechecked == [pytest.approx(5)] * 6
+
+
+# ---- tokens -----------------------------------------------------------------------------
+
+def test_tokens_are_charged_with_headroom_then_the_real_count():
+    async def scenario(clock):
+        gate = open_gate(budget(600, tpm=6000), clock)  # 6000 tokens a window
+        async with gate.slot(1000) as slot:
+            charged_before = slot.charged_tokens
+            slot.reconcile(1200)  # the server counted more than the estimate
+        ratio = gate.token_estimate_ratio
+        async with gate.slot(1000) as slot:
+            charged_after = slot.charged_tokens
+        return charged_before, ratio, charged_after, gate.stats()["tokens_in_window"]
+
+    before, ratio, after, in_window = run_in_virtual_time(scenario)
+    assert before == 1100  # no answer seen yet: estimates carry 10 % headroom
+    assert ratio == pytest.approx(1.2 * 1.02)
+    assert after == math.ceil(1000 * 1.2 * 1.02)
+    assert in_window == 1200 + after
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.0, 1.05])
+def test_tokens_in_any_window_stay_within_the_quota(factor):
+    async def scenario(clock):
+        gate = open_gate(budget(6000, tpm=3000), clock)  # tokens bind: about ten 300-token calls a window
+        times, counts = [], []
 
         async def call():
-            async with gate.slot():
-                return "called"
+            async with gate.slot(300) as slot:
+                times.append(clock())
+                counts.append(round(300 * factor))
+                await asyncio.sleep(0.5)
+                slot.reconcile(counts[-1])
 
-        return await asyncio.gather(call(), call(), return_exceptions=True)
+        await asyncio.gather(*(call() for _ in range(60)))
+        return times, counts
 
-    results = asyncio.run(scenario())
-    assert results[0] == "called" and isinstance(results[1], DailyBudgetExhausted)
-
-
-# ---- share changes --------------------------------------------------------
-
-def test_a_zero_share_holds_calls_until_the_share_is_raised():
-    async def scenario():
-        gate = BudgetGate(ZERO, max_concurrent=2)  # its daily share is 0 too: wait, do not raise
-        task = asyncio.create_task(one_call(gate, time.monotonic, 10))
-        await asyncio.sleep(0.05)
-        held = not task.done() and gate.waiting == 1 and gate.calls_admitted == 0
-        gate.apply_share(share(60_000, tpm=1_000_000, rpd=100))
-        await asyncio.wait_for(task, 0.5)
-        return held, gate.calls_admitted
-
-    assert asyncio.run(scenario()) == (True, 1)
+    times, counts = run_in_virtual_time(scenario)
+    assert busiest_window(times, 60.0, counts) <= 3000
 
 
-def test_apply_share_wakes_a_caller_waiting_for_a_slow_rate():
-    async def scenario():
-        gate = BudgetGate(share(1), max_concurrent=5)  # one call a minute
-        await one_call(gate, time.monotonic, 0)
-        second = asyncio.create_task(one_call(gate, time.monotonic, 0))
-        await asyncio.sleep(0.05)
-        held = not second.done()
-        gate.apply_share(share(60_000))
-        waited = await asyncio.wait_for(second, 0.5)
-        return held, waited, gate.effective_requests_per_minute
+def test_a_call_bigger_than_the_whole_token_share_fails_at_once():
+    async def scenario(clock):
+        gate = open_gate(budget(60, tpm=600), clock, partitions=[0])  # 100 tokens for this worker
+        with pytest.raises(CallOverBudget):
+            async with gate.slot(500):
+                pass
+        return gate.in_flight, gate.waiting
 
-    held, waited, rate = asyncio.run(scenario())
-    assert held and waited < 0.5 and rate == 60_000
+    assert run_in_virtual_time(scenario) == (0, 0)
 
 
-def test_a_share_cut_applies_to_the_very_next_call():
-    async def scenario():
-        clock = FakeClock()
-        gate = fake_gate(clock, share(600))
-        first = await admit_times(gate, clock, 2)
-        gate.apply_share(share(60))  # one a second from now on
-        second = await admit_times(gate, clock, 2)
-        return first + second
+def test_an_unexpected_429_slows_the_pace_and_successes_recover_it():
+    async def scenario(clock):
+        gate = open_gate(budget(600), clock)
+        await admit(gate, clock, 1)
+        cut = gate.on_rate_limited()
+        times = await admit(gate, clock, 3)
+        await asyncio.sleep(10)
+        return cut, times, gate.on_success(), gate.effective_requests_per_minute
 
-    times = asyncio.run(scenario())
-    gaps = [round(b - a, 6) for a, b in zip(times, times[1:])]
-    assert gaps == [0.1, 1.0, 1.0]  # the very next call already waits the new interval
-
-
-def test_calls_in_flight_keep_counting_across_share_changes():
-    async def scenario():
-        clock = FakeClock()
-        gate = fake_gate(clock, share(FAST, tpm=6000), max_concurrent=2, token_bucket_seconds=2.0)
-        release = asyncio.Event()
-        slots = []
-
-        async def held_call(estimate):
-            async with gate.slot(estimate) as slot:
-                slots.append(slot)
-                await release.wait()
-
-        holders = [asyncio.create_task(held_call(50)) for _ in range(2)]
-        await until(lambda: gate.in_flight == 2)
-        gate.apply_share(ZERO)  # the rebalance took every partition away
-        in_flight_after_cut = gate.in_flight
-        third = asyncio.create_task(one_call(gate, clock, 50))
-        await asyncio.sleep(0)
-
-        gate.apply_share(share(FAST, tpm=6000))  # and gave them back
-        await asyncio.sleep(0)
-        still_capped = not third.done() and gate.in_flight == 2  # the two old calls still hold their places
-
-        slots[0].reconcile(250)  # an old call reports its real count after the change: 200 more are charged
-        release.set()
-        await asyncio.gather(*holders)
-        waited = await third
-        return in_flight_after_cut, still_capped, waited, gate.in_flight, gate.tokens_admitted
-
-    in_flight_after_cut, still_capped, waited, in_flight, admitted = asyncio.run(scenario())
-    assert in_flight_after_cut == 2 and still_capped
-    # 200 - 50 - 50 = 100 left, emptied by the zero share (no credit survives a cut),
-    # then the old call's 200 more -> -200; the third needs 50 -> waits 2.5 s at 100/s
-    assert waited == pytest.approx(2.5)
-    assert in_flight == 0 and admitted == 250 + 50 + 50
+    cut, times, raised, rate = run_in_virtual_time(scenario)
+    assert cut and [round(b - a, 6) for a, b in zip(times, times[1:])] == [0.2, 0.2]
+    assert raised and rate == pytest.approx(330)
 
 
-def test_a_cancelled_waiter_gives_its_place_back():
-    async def scenario():
-        gate = BudgetGate(ZERO, max_concurrent=1)
-        waiter = asyncio.create_task(one_call(gate, time.monotonic, 0))
-        await asyncio.sleep(0.01)
-        waiter.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await waiter
-        gate.apply_share(share(60_000))
-        await asyncio.wait_for(one_call(gate, time.monotonic, 0), 0.5)
-        return gate.waiting, gate.in_flight, gate.calls_admitted
+# ---- the day's quotas through the gate ------------------------------------------------------
 
-    assert asyncio.run(scenario()) == (0, 0, 1)
+def worker_budget(records, clock, the_budget, name="w1", day="day-1"):
+    log = InMemoryLedgerLog(records, wall_clock=clock)
+    built = WorkerBudget.build(the_budget, total_partitions=6, log=log, worker=name, group="test",
+                               pricing=FlatPricing(), clock=clock, wall_clock=clock,
+                               day_of=lambda wall: day)
+    built.gate.assign(ALL, 1)
+    return built
 
 
-# ---- AIMD through the gate and the figures -------------------------------
+class FlatPricing:
+    """A cent a call at most, a tenth of a cent spent."""
 
-def test_an_unexpected_429_halves_the_pace_and_successes_recover_it():
-    async def scenario():
-        clock = FakeClock()
-        gate = fake_gate(clock, share(600, tpm=60_000), adaptive=AdaptiveRate(clock=clock))
-        await admit_times(gate, clock, 1)
-        assert gate.on_rate_limited() and not gate.on_rate_limited()  # one overload, one cut
-        halved = (gate.effective_requests_per_minute, gate.effective_tokens_per_minute)
-        times = await admit_times(gate, clock, 3)
-        clock.now += 10
-        raised = gate.on_success()
-        return halved, times, raised, gate.effective_requests_per_minute
+    def max_cost(self, estimated_input_tokens):
+        return 0.01
 
-    halved, times, raised, recovered = asyncio.run(scenario())
-    assert halved == (300, 30_000)
-    assert [round(b - a, 6) for a, b in zip(times, times[1:])] == [0.2, 0.2]
-    assert raised and recovered == pytest.approx(330)
+    def cost(self, input_tokens, output_tokens, thinking_tokens):
+        return 0.001
 
 
-def test_stats_report_the_figures_for_metrics():
-    async def scenario():
-        clock = FakeClock()
-        gate = fake_gate(clock, share(600, tpm=60_000, rpd=100, fraction=0.5))
-        await admit_times(gate, clock, 3, tokens=10)
-        return gate.stats()
+def test_a_spent_day_raises_at_once_instead_of_waiting():
+    async def scenario(clock):
+        held = worker_budget([], clock, budget(6000, rpd=3))
+        times = await admit(held.gate, clock, 3)
+        before = clock()
+        with pytest.raises(DailyBudgetExhausted) as caught:
+            async with held.gate.slot():
+                pass
+        return len(times), clock() - before, caught.value.reason, held.gate.waiting
 
-    stats = asyncio.run(scenario())
-    assert stats["share_fraction"] == 0.5
-    assert stats["effective_requests_per_minute"] == 600 and stats["rate_multiplier"] == 1.0
-    assert stats["calls_admitted"] == 3 and stats["day_calls"] == 3 and stats["tokens_admitted"] == 30
-    assert stats["in_flight"] == 0 and stats["waiting"] == 0
-    assert stats["waiting_seconds_total"] == pytest.approx(0.1 + 0.2)
+    assert run_in_virtual_time(scenario) == (3, 0.0, "daily_request_budget_exhausted", 0)
+
+
+def test_the_usd_cap_charges_the_most_a_call_can_cost_then_what_it_cost():
+    async def scenario(clock):
+        held = worker_budget([], clock, budget(6000, usd=0.025))
+        async with held.gate.slot(100) as slot:
+            during = held.usd_per_day.used
+            slot.reconcile(100, 50, 0)
+        after = held.usd_per_day.used
+        calls = 1
+        try:
+            while True:
+                async with held.gate.slot(100) as slot:
+                    slot.reconcile(100, 50, 0)
+                calls += 1
+        except DailyBudgetExhausted as spent:
+            return during, after, calls, spent.reason, held.usd_per_day.cluster_reserved()
+
+    during, after, calls, reason, reserved = run_in_virtual_time(scenario)
+    assert during == pytest.approx(0.01) and after == pytest.approx(0.001)
+    # 2.5 cents: the last calls go only while their worst case (a cent) still fits
+    assert calls == 16 and reason == "daily_budget_exhausted" and reserved <= 0.025 + 1e-12
+
+
+def test_an_error_answer_costs_nothing_and_an_unknown_outcome_keeps_the_worst_case():
+    async def scenario(clock):
+        held = worker_budget([], clock, budget(6000, usd=1.0))
+        async with held.gate.slot(100) as slot:
+            slot.refund_cost()
+        refunded = held.usd_per_day.used
+        try:
+            async with held.gate.slot(100):
+                raise TimeoutError  # no answer: it may have run and been billed
+        except TimeoutError:
+            pass
+        return refunded, held.usd_per_day.used
+
+    assert run_in_virtual_time(scenario) == (0.0, pytest.approx(0.01))
+
+
+# ---- configuration the worker checks, and the control messages it follows -------------------------
+
+def test_a_worker_refuses_a_model_without_a_price_and_names_the_settings():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DOCSIGHT_BROKER_URL": "kafka://127.0.0.1:9", "GEMINI_MODEL": "gemini-2.5-pro"}
+    env.pop("GEMINI_PRICES", None)
+    result = subprocess.run([sys.executable, "-m", "docsight", "worker"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "GEMINI_MODEL='gemini-2.5-pro' has no price" in result.stderr and "GEMINI_PRICES" in result.stderr
+    priced = {**env, "GEMINI_PRICES": '{"gemini-2.5-pro": {"input": 1.25, "output": 10.0}}',
+              "DOCSIGHT_ROLE": "vision"}
+    from docsight.config.settings import load_settings
+    from docsight.cost.prices import load_price_table
+    assert load_price_table(priced["GEMINI_PRICES"]).price("gemini-2.5-pro")  # the fix the message names works
+    assert load_settings().gemini_model  # settings themselves stay valid: the check is the worker's
+
+
+def test_control_messages_add_up_to_an_override_and_resumes():
+    from docsight.vision.worker_budget import ControlState
+
+    state = ControlState()
+    assert state.apply({"requests_per_minute": 30, "set_at": 1.0}) == (True, False)
+    assert state.apply({"requests_per_minute": 30, "tokens_per_minute": None, "set_at": 2.0}) == (False, False)
+    assert state.apply({"requests_per_day": 500, "set_at": 3.0}) == (True, False)
+    assert state.override == {"requests_per_minute": 30, "requests_per_day": 500}
+    assert state.apply({"resume": True, "set_at": 4.0}) == (False, True)
+    assert state.apply({"resume": True, "set_at": 4.0}) == (False, False)  # the same message read again
+    assert state.resumed_at == 4.0

@@ -60,18 +60,28 @@ def run(scenario, config: GeminiServerConfig | None = None):
     return asyncio.run(main())
 
 
+def server_text_tokens(text: str) -> int:
+    """The server's text rule, restated: a token per started 4 letters of a word, per started 3 digits of a
+    number, one per other non-space character."""
+    count = 0
+    for word, number, other in re.findall(r"([^\W\d_]+)|(\d+)|(\S)", text):
+        count += -(-len(word) // 4) if word else -(-len(number) // 3) if number else 1
+    return count
+
+
 def test_png_is_described_with_usage_metadata():
     async def scenario(server, client):
         prompt = "Describe this image\nCaption: a red box"
         response = await describe(client, png(), prompt, system_instruction="Be brief.")
         usage = response.usage_metadata
-        text_tokens = (len(prompt) + 3) // 4 + (len("Be brief.") + 3) // 4
+        # Describe 2, this 1, image 2, Caption 2, ":" 1, a 1, red 1, box 1; Be 1, brief 2, "." 1
+        text_tokens = 11 + 4
         assert response.candidates[0].finish_reason == types.FinishReason.STOP
         assert "100x80" in response.text and "red" in response.text and '"a red box"' in response.text
         assert usage.prompt_token_count == 258 + text_tokens
         details = {d.modality.value: d.token_count for d in usage.prompt_tokens_details}
         assert details == {"TEXT": text_tokens, "IMAGE": 258}
-        assert usage.candidates_token_count == (len(response.text) + 3) // 4
+        assert usage.candidates_token_count == server_text_tokens(response.text)
         assert 0 < usage.thoughts_token_count < 300
         assert usage.total_token_count == (
             usage.prompt_token_count + usage.candidates_token_count + usage.thoughts_token_count
@@ -123,8 +133,10 @@ def test_max_tokens_truncates_the_answer():
         full = await describe(client, png())
         cut = await describe(client, png(), max_output_tokens=5)
         assert cut.candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
-        assert cut.usage_metadata.candidates_token_count == 5
-        assert full.text.startswith(cut.text) and len(cut.text) == 20
+        count = cut.usage_metadata.candidates_token_count
+        # cut at the last whole word or mark that fits: a word of up to 12 letters is at most 3 tokens
+        assert 3 <= count <= 5 and count == server_text_tokens(cut.text)
+        assert full.text.startswith(cut.text) and len(cut.text) < len(full.text)
 
     run(scenario)
 
@@ -207,6 +219,24 @@ def test_quota_exceeded_is_429_with_retry_info():
         assert stats["calls_ok"] == 2 and stats["calls_429"] == 1 and stats["busiest_60s"] == 2
 
     run(scenario, GeminiServerConfig(rpm=2))
+
+
+def test_a_spent_day_is_429_naming_the_per_day_quota_with_a_short_retry_info():
+    async def scenario(server, client):
+        await describe(client, png())
+        await describe(client, png())
+        with pytest.raises(errors.ClientError) as caught:
+            await describe(client, png())
+        error = caught.value
+        assert error.code == 429 and error.status == "RESOURCE_EXHAUSTED"
+        details = {d["@type"].rsplit(".", 1)[1]: d for d in error.details["error"]["details"]}
+        [violation] = details["QuotaFailure"]["violations"]
+        assert violation["quotaId"] == "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+        assert violation["quotaValue"] == "2"
+        # like the real API: seconds, not the hours until the day's reset
+        assert details["RetryInfo"]["retryDelay"] == "5s"
+
+    run(scenario, GeminiServerConfig(rpd=2, window_seconds=5.0))
 
 
 def test_short_window_frees_up_and_token_quota_applies():
@@ -313,7 +343,7 @@ def test_openai_compatible_endpoint():
         assert "800x600" in answer["choices"][0]["message"]["content"]
         assert answer["choices"][0]["finish_reason"] == "stop"
         usage = answer["usage"]
-        assert usage["prompt_tokens"] == 2 * 258 + 2 + 3
+        assert usage["prompt_tokens"] == 2 * 258 + 2 + 4  # "Describe" 2; "Be brief." 1 + 2 + 1
         assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
     run(scenario, GeminiServerConfig(rpm=1))

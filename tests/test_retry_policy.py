@@ -72,3 +72,25 @@ def test_backoff_is_truncated_exponential_with_full_jitter():
         samples = [backoff_delay(attempt, cap=60.0, rng=rng) for _ in range(200)]
         assert all(0 <= s <= ceiling for s in samples)
         assert max(samples) > ceiling * 0.8  # full jitter spreads over the whole range
+
+
+def quota_failure(quota_id: str, metric: str = "generativelanguage.googleapis.com/generate_content_free_tier_requests"):
+    return {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            "violations": [{"quotaMetric": metric, "quotaId": quota_id, "quotaValue": "250"}]}
+
+
+@pytest.mark.parametrize("quota_id", ["GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                                      "GenerateRequestsPerDayPerProjectPerModel"])
+def test_a_per_day_429_is_told_apart_from_a_per_minute_one(quota_id):
+    # the real per-day 429 carries a RetryInfo of seconds too: only QuotaFailure says the day is spent
+    verdict = classify(api_error(429, "RESOURCE_EXHAUSTED", "quota", [quota_failure(quota_id), RETRY_INFO]))
+    assert verdict.daily_quota and verdict.quota_exceeded and verdict.reason == "daily_quota_exhausted"
+    minute = classify(api_error(429, "RESOURCE_EXHAUSTED", "quota",
+                                [quota_failure("GenerateRequestsPerMinutePerProjectPerModel-FreeTier"), RETRY_INFO]))
+    assert not minute.daily_quota and minute.reason == "rate_limited" and minute.retry_after == 26.0
+
+
+def test_a_per_day_metric_name_alone_is_enough():
+    verdict = classify(api_error(429, "RESOURCE_EXHAUSTED", "quota", [
+        quota_failure("", "generativelanguage.googleapis.com/generate_requests_per_model_per_day")]))
+    assert verdict.daily_quota

@@ -75,15 +75,22 @@ def test_documents_view_lists_the_clusters_documents_by_status(cluster, gemini):
 
 
 def test_cluster_stats_add_up_the_workers_budget(cluster, gemini):
+    import time
+
     worker = cluster.workers["worker1"]
-    status, body = worker.get_json("/status/stats")
-    _, own = worker.get_json("/stats")
+    deadline = time.monotonic() + 15
+    while True:  # the budget takes its partitions (and ends a cold start's hold-off) after /healthz sees them
+        _, own = worker.get_json("/stats")
+        status, body = worker.get_json("/status/stats")
+        if own["budget"]["usable_requests_per_window"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert status == 200 and body["complete"]
     assert [w["url"] for w in body["workers"]] == [worker.url]
     totals = body["cluster"]
     assert totals["workers_reporting"] == 1
     assert totals["effective_requests_per_minute"] == pytest.approx(own["effective_requests_per_minute"])
-    assert totals["planned_requests_per_minute"] == pytest.approx(6000 * 0.95)
+    assert totals["planned_requests_per_minute"] == pytest.approx(6000)  # whole calls, no safety factor by default
     assert totals["circuit_breaker"] == own["circuit_breaker"] == "closed"
     assert totals["daily_spend_usd"] == pytest.approx(own["daily_spend_usd"], abs=1e-6)
 

@@ -55,7 +55,9 @@ class QuotaPlan:
         return None if self.tokens_per_window is None else self.tokens_per_window * 60.0 / self.window_seconds
 
     def worker_env(self) -> dict[str, str]:
-        env = {"VISION_RATE_LIMIT_PER_MINUTE": _number(self.per_minute)}
+        # the workers count over the server's window: a per-minute rate over a 5 s window would burst
+        env = {"VISION_RATE_LIMIT_PER_MINUTE": _number(self.per_minute),
+               "VISION_QUOTA_WINDOW_SECONDS": _number(self.window_seconds)}
         if self.tokens_per_minute is not None:
             env["VISION_TOKENS_PER_MINUTE"] = _number(self.tokens_per_minute)
         return env

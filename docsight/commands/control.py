@@ -12,8 +12,12 @@ def register(subcommands) -> None:
     parser = subcommands.add_parser(
         "control", help="change the cluster budget at runtime (gradual rollout)",
         description="Publish a new cluster budget; every worker applies its share within seconds. Fields left "
-                    "out keep their current value. Needs DOCSIGHT_BROKER_URL (the running cluster's broker).\n\n"
-                    "example:\n  docsight control budget --rpm 500 --tpm 1000000 --rpd 10000 --daily-usd 25",
+                    "out keep their current value. Or resume pictures held by VISION_ON_API_UNAVAILABLE=wait "
+                    "once their cause is fixed (the key re-enabled, the model served, the API's daily quota "
+                    "raised; a new GEMINI_API_KEY needs a restart). Needs DOCSIGHT_BROKER_URL (the running "
+                    "cluster's broker).\n\n"
+                    "examples:\n  docsight control budget --rpm 500 --tpm 1000000 --rpd 10000 --daily-usd 25\n"
+                    "  docsight control resume",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     budget = actions.add_parser("budget", help="set requests/min, tokens/min, requests/day, daily USD cap")
@@ -21,6 +25,7 @@ def register(subcommands) -> None:
     budget.add_argument("--tpm", type=float, help="input tokens per minute for the whole cluster")
     budget.add_argument("--rpd", type=int, help="requests per day for the whole cluster")
     budget.add_argument("--daily-usd", type=float, help="daily spending cap in USD")
+    actions.add_parser("resume", help="held pictures try again (after fixing the key, the model or the quota)")
     parser.set_defaults(run=run)
 
 
@@ -30,6 +35,11 @@ def run(args) -> int:
     settings = get_settings()
     if not settings.broker_url:
         raise ConnectionError("set DOCSIGHT_BROKER_URL to the running cluster's broker")
+    if args.action == "resume":
+        asyncio.run(_publish(settings.broker_url, f"{settings.app_id}-budget-control",
+                             {"resume": True, "set_at": time.time()}))
+        print("resume sent: held pictures try again within a few seconds")
+        return 0
     message = {"requests_per_minute": args.rpm, "tokens_per_minute": args.tpm, "requests_per_day": args.rpd,
                "daily_budget_usd": args.daily_usd, "set_at": time.time()}
     for name, value in message.items():
@@ -45,9 +55,10 @@ async def _publish(broker_url: str, topic: str, message: dict) -> None:
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaConnectionError
 
+    from docsight.broker import kafka_security
     from docsight.client import bootstrap_servers
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), acks="all", **kafka_security())
     try:
         await _ensure_topic(broker_url, topic)
         await producer.start()
@@ -63,9 +74,10 @@ async def _ensure_topic(broker_url: str, topic: str) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
+    from docsight.broker import kafka_security
     from docsight.client import bootstrap_servers
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url), **kafka_security())
     await admin.start()
     try:
         if topic not in await admin.list_topics():

@@ -1,40 +1,45 @@
-"""``VISION_DAILY_BUDGET_USD``: stop calling Gemini once the day's spend reaches the cap.
+"""``VISION_DAILY_BUDGET_USD`` as the worker's web views and metrics see it.
 
-Each worker holds the cap times its budget share (the same split as the
-request budget), so the cluster's spend stays under the cap without a
-coordinator. The day turns at midnight Pacific, like Gemini's daily quotas.
+The cap itself is the USD ``DayQuota`` of the budget ledger (``docsight.vision.day_ledger``): a call
+goes only once its most expensive outcome (every output token used) fits what this worker reserved
+in the ledger, and reservations of the whole cluster, restarts and dead workers included, never add
+up past the cap. The day turns at midnight Pacific, like Gemini's daily quotas. This is a read-only
+view of it; nothing here counts.
 """
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Callable
-
-from docsight.vision.budget import pacific_day
 
 
 class DailySpendCap:
-    def __init__(self, budget_usd: float | None, day: Callable[[], date] = pacific_day) -> None:
-        self.budget_usd = budget_usd
-        self.share_fraction = 0.0
-        self._day_of = day
-        self._day = day()
-        self.spent_usd = 0.0
+    def __init__(self, quota, cluster_spent: Callable[[object], float] | None = None) -> None:
+        self.quota = quota
+        self._cluster_spent = cluster_spent
+
+    @property
+    def budget_usd(self) -> float | None:
+        """The cap the cluster plans to spend at most today (the setting times the safety factor)."""
+        return self.quota.limit
 
     @property
     def allowance_usd(self) -> float | None:
-        return None if self.budget_usd is None else self.budget_usd * self.share_fraction
+        return self.quota.limit
 
-    def _roll(self) -> None:
-        today = self._day_of()
-        if today != self._day:
-            self._day, self.spent_usd = today, 0.0
+    @property
+    def spent_usd(self) -> float:
+        """This worker's spend today."""
+        return self.quota.used
 
-    def exhausted(self) -> bool:
-        self._roll()
-        allowance = self.allowance_usd
-        return allowance is not None and self.spent_usd >= allowance
+    @property
+    def cluster_spent_usd(self) -> float:
+        """Every worker's spend today, as last reported to the ledger."""
+        return self._cluster_spent(self.quota) if self._cluster_spent else self.quota.used
 
-    def spend(self, usd: float) -> None:
-        self._roll()
-        self.spent_usd += usd
+    @property
+    def reserved_usd(self) -> float:
+        """Reserved by all workers today: the most the cluster can have spent."""
+        return self.quota.cluster_reserved()
+
+    def exhausted(self, next_call_usd: float = 0.0) -> bool:
+        return self.quota.spent_out(next_call_usd)

@@ -1,6 +1,6 @@
 """The model's answer to a GenerateCall: text, finish reason and token usage.
 
-Token counts use docsight.vision.image_tokens so server and client agree.
+Token counts follow the server's own rules (``tokens.py``), independent of the client's estimator.
 """
 
 from __future__ import annotations
@@ -8,13 +8,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from docsight.vision.image_tokens import image_tokens, text_tokens
-
 from . import google_errors
 from .describer import UndecodableImage, caption_from_prompt, describe_image, describe_text_only, image_facts
 from .request_parsing import GenerateCall
-
-CHARS_PER_TOKEN = 4  # the rule text_tokens uses
+from .tokens import picture_tokens, text_tokens, truncate_to_tokens
 
 
 @dataclass(frozen=True)
@@ -51,7 +48,7 @@ def count_prompt_tokens(call: GenerateCall) -> PromptUsage:
             facts = image_facts(image.data)
         except UndecodableImage:
             raise google_errors.invalid_image() from None
-        pictures += image_tokens(facts.width, facts.height, image.media_resolution or call.media_resolution)
+        pictures += picture_tokens(facts.width, facts.height, image.media_resolution or call.media_resolution)
     return PromptUsage(text, pictures)
 
 
@@ -80,7 +77,7 @@ def generate(call: GenerateCall, prompt_usage: PromptUsage) -> Generation:
     finish_reason = "STOP"
     limit = call.max_output_tokens
     if limit and limit > 0 and text_tokens(text) > limit:
-        text = text[: limit * CHARS_PER_TOKEN]
+        text = truncate_to_tokens(text, limit)
         finish_reason = "MAX_TOKENS"
     return Generation(
         text=text,

@@ -26,7 +26,7 @@ from .config import GeminiServerConfig
 from .faults import ControlError, FaultPlan, FaultSettings, ForcedResponse
 from .generation import Generation, PromptUsage, count_prompt_tokens, generate
 from .google_errors import ApiError
-from .quota import QUOTA_TIERS, ProjectQuotas, QuotaViolation
+from .quota import QUOTA_TIERS, REQUESTS_PER_DAY, ProjectQuotas, QuotaViolation
 from .request_parsing import GenerateCall, parse_count_tokens, parse_generate_content, parse_openai_chat
 from .stats import ServerStats
 
@@ -273,7 +273,11 @@ class GeminiServer:
         prompt = count_prompt_tokens(call)
         violations = self.quotas.try_acquire(call.model, prompt.total)
         if violations:
-            raise google_errors.resource_exhausted(violations, call.model, self.quota_tier)
+            retry_delay = None
+            if all(v.kind == REQUESTS_PER_DAY for v in violations):
+                # as the real API does: a spent day still gets a RetryInfo of seconds, not the time to its reset
+                retry_delay = min(max(v.wait_seconds for v in violations), self.quotas.window_seconds)
+            raise google_errors.resource_exhausted(violations, call.model, self.quota_tier, retry_delay=retry_delay)
         self.stats_recorder.admitted()
         blocked = None
         head = self.faults.peek_forced()

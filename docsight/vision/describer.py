@@ -1,7 +1,16 @@
-"""Describe one picture: prepare it, pass the cluster budget, call Gemini, retry, fail over.
+"""Describe one picture: prepare it, pass the cluster budget, call Gemini, retry, fail over or wait.
 
-Never raises for an API problem: every picture ends ``described`` or
-``failed`` with a reason, so its document can complete.
+Never raises for an API problem: every picture ends ``described`` or ``failed`` with a reason, so its
+document can complete, or ``requeue`` when a rebalance took its partition while it waited (the agent
+hands it back to the picture topic, where its new owner picks it up).
+
+``VISION_ON_API_UNAVAILABLE`` decides what happens when no call can go:
+- ``fail_over``: an outage fails the picture after ``fail_over_after_seconds``; an invalid key, an
+  unknown model or a spent day (the ledger's or the API's per-day 429) fail it at once, with the reason;
+- ``wait``: the picture waits, whatever the cause. A key or model problem waits for ``resume()``
+  (``docsight control resume``) or a restart; a spent day waits for midnight Pacific, a higher budget
+  (``docsight control budget``) or ``resume()``. While it waits, ``docsight_vision_blocked{reason}``
+  is 1 and the reason is logged once.
 """
 
 from __future__ import annotations
@@ -11,10 +20,11 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from typing import Awaitable, Callable
 
 from docsight import observability as metrics
 
-from .budget import BudgetGate, DailyBudgetExhausted
+from .budget import BudgetGate, BudgetRevoked, CallOverBudget, DailyBudgetExhausted, seconds_until_daily_reset
 from .circuit_breaker import BreakerState, CircuitBreaker
 from .gemini_client import GeminiClient
 from .image_tokens import text_tokens
@@ -25,11 +35,14 @@ log = logging.getLogger(__name__)
 
 BLOCKED_FINISH_REASONS = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY", "RECITATION", "OTHER"}
 FAIL_OVER, WAIT = "fail_over", "wait"
+REQUEUE = "requeue"
+_ALARM = "alarm"
+DAILY_REASONS = ("daily_quota_exhausted", "daily_request_budget_exhausted", "daily_budget_exhausted")
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str                   # described | failed
+    status: str                   # described | failed | requeue
     description: str = ""
     reason: str = ""
     input_tokens: int = 0
@@ -50,7 +63,10 @@ class PreparedPicture:
 class PictureDescriber:
     def __init__(self, client: GeminiClient, gate: BudgetGate, breaker: CircuitBreaker,
                  retry_deadline_seconds: float, on_unavailable: str = FAIL_OVER,
-                 fail_over_after_seconds: float = 120.0, rng: random.Random | None = None) -> None:
+                 fail_over_after_seconds: float = 120.0, rng: random.Random | None = None, *,
+                 on_daily_quota_exhausted: Callable[[], Awaitable[None]] | None = None,
+                 on_resume: Callable[[], None] | None = None,
+                 seconds_to_day_reset: Callable[[], float] = seconds_until_daily_reset) -> None:
         self.client = client
         self.gate = gate
         self.breaker = breaker
@@ -58,42 +74,136 @@ class PictureDescriber:
         self.on_unavailable = on_unavailable
         self.fail_over_after_seconds = fail_over_after_seconds
         self._rng = rng or random.Random()
+        self._on_daily_quota_exhausted = on_daily_quota_exhausted
+        self._on_resume = on_resume
+        self._seconds_to_day_reset = seconds_to_day_reset
+        self._look_again = asyncio.Event()
+        self.holds: dict[str, float] = {}   # reason -> since (time.time())
+
+    # ---- held calls ----------------------------------------------------------
+
+    def resume(self) -> None:
+        """Someone fixed what held the calls (``docsight control resume``): try again now."""
+        self.breaker.reset()
+        metrics.set_api_key_invalid(False)
+        metrics.set_circuit_state(self.breaker.state)
+        if self._on_resume is not None:
+            self._on_resume()
+        for reason in list(self.holds):
+            self._release(reason)
+        self.look_again()
+
+    def look_again(self) -> None:
+        """Something changed (a budget, a resume): held pictures check whether they may go."""
+        event, self._look_again = self._look_again, asyncio.Event()
+        event.set()
+        self.gate.wake()
+
+    def _hold(self, reason: str) -> None:
+        if reason not in self.holds:
+            self.holds[reason] = time.time()
+            metrics.set_vision_blocked(reason, True)
+            how = ("waits for midnight Pacific, a higher budget (docsight control budget) or docsight control resume"
+                   if reason in DAILY_REASONS else "waits for docsight control resume or a restart")
+            log.error("picture description held: %s; VISION_ON_API_UNAVAILABLE=wait, so every picture %s",
+                      reason, how)
+
+    def _release(self, reason: str) -> None:
+        if self.holds.pop(reason, None) is not None:
+            metrics.set_vision_blocked(reason, False)
+            log.warning("picture description no longer held: %s", reason)
+
+    def _release_daily(self) -> None:
+        for reason in DAILY_REASONS:
+            if reason in self.holds:
+                self._release(reason)
+
+    async def _wait_until_fixed(self) -> None:
+        """Wait for a resume or a restart (raises BudgetRevoked when a rebalance takes the picture)."""
+        await self.gate.sleep_unless_revoked(float("inf"), self._look_again)
+
+    async def _wait_for_the_day(self) -> None:
+        """Wait for midnight Pacific, a budget change or a resume."""
+        await self.gate.sleep_unless_revoked(self._seconds_to_day_reset() + 1.0, self._look_again)
+
+    # ---- one picture ---------------------------------------------------------
 
     async def describe(self, picture: PreparedPicture, caption: str = "", context: str = "",
                        location: str | None = None) -> Outcome:
+        started = time.monotonic()
+        try:
+            return await self._describe(picture, caption, context, location, started)
+        except BudgetRevoked:
+            return Outcome(status=REQUEUE, reason="rebalance", latency_seconds=time.monotonic() - started,
+                           model=self.client.model)
+
+    async def _describe(self, picture: PreparedPicture, caption: str, context: str, location: str | None,
+                        started: float) -> Outcome:
         prompt = build_prompt(caption, context, location)
         estimated_tokens = picture.estimated_image_tokens + text_tokens(prompt) + text_tokens(SYSTEM_INSTRUCTION)
-        started = time.monotonic()
         deadline = started + self.retry_deadline_seconds
         attempt = 0
         while True:
+            if self.breaker.state is BreakerState.ALARM:
+                reason = self.breaker.alarm_reason or "invalid_api_key"
+                if self.on_unavailable == FAIL_OVER:
+                    return self._outcome("failed", reason=f"api_unavailable: {reason}", attempts=attempt,
+                                         started=started)
+                self._hold(reason)
+                await self._wait_until_fixed()
+                continue
             unavailable = await self._wait_for_breaker(deadline)
+            if unavailable == _ALARM:
+                continue  # the top of the loop holds or fails it
             if unavailable:
                 return self._outcome("failed", reason=unavailable, attempts=attempt, started=started)
-            attempt += 1
             call_started = time.monotonic()
             try:
                 async with self.gate.slot(estimated_tokens) as slot:
+                    attempt += 1
+                    self._release_daily()
                     metrics.record_limiter_wait(time.monotonic() - call_started)
                     call_started = time.monotonic()
-                    with metrics.api_call_in_flight():
-                        answer = await self.client.describe(picture.data, picture.mime_type, prompt)
-                    slot.reconcile(answer.input_tokens)
-            except DailyBudgetExhausted:
-                return self._outcome("failed", reason="daily_request_budget_exhausted", attempts=attempt,
-                                     started=started)
+                    try:
+                        with metrics.api_call_in_flight():
+                            answer = await self.client.describe(picture.data, picture.mime_type, prompt)
+                    except Exception as error:  # noqa: BLE001 - classified below, once the slot is given back
+                        if getattr(error, "code", None):
+                            slot.refund_cost()  # the API answered with an error: nothing billed
+                        raise
+                    slot.reconcile(answer.input_tokens, answer.output_tokens, answer.thinking_tokens)
+            except BudgetRevoked:
+                raise
+            except DailyBudgetExhausted as spent:
+                if self.on_unavailable == FAIL_OVER:
+                    return self._outcome("failed", reason=spent.reason, attempts=attempt, started=started)
+                self._hold(spent.reason)
+                await self._wait_for_the_day()
+                continue
+            except CallOverBudget as too_big:
+                log.warning("picture over the token budget: %s", too_big)
+                return self._outcome("failed", reason="over_token_budget", attempts=attempt, started=started)
             except Exception as error:  # noqa: BLE001 - classify decides; unknown errors fail the picture
                 verdict = classify(error)
                 metrics.observe_api_call(verdict.reason, time.monotonic() - call_started)
                 self.breaker.record_verdict(verdict)
                 metrics.set_circuit_state(self.breaker.state)
                 if verdict.action is Action.ALARM:
-                    metrics.set_api_key_invalid(True)
-                    log.error("Gemini refused the API key or model (%s): no more calls until restart",
-                              verdict.reason)
-                    return self._outcome("failed", reason=verdict.reason, attempts=attempt, started=started)
+                    metrics.set_api_key_invalid(verdict.reason in ("invalid_api_key", "permission_denied"))
+                    log.error("Gemini refused the API key or model (%s): no more calls until it is fixed "
+                              "(docsight control resume) or the worker restarts", verdict.reason)
+                    if self.on_unavailable == FAIL_OVER:
+                        return self._outcome("failed", reason=verdict.reason, attempts=attempt, started=started)
+                    continue  # the top of the loop holds it
                 if verdict.action is not Action.RETRY:
                     return self._outcome("failed", reason=verdict.reason, attempts=attempt, started=started)
+                if verdict.daily_quota:
+                    # the project's day is spent, whatever RetryInfo says: no call until the day turns
+                    await self._daily_quota_exhausted()
+                    if self.on_unavailable == FAIL_OVER:
+                        return self._outcome("failed", reason="daily_quota_exhausted", attempts=attempt,
+                                             started=started)
+                    continue  # the gate raises DailyBudgetExhausted from now on: held above
                 if verdict.quota_exceeded and self.gate.on_rate_limited():
                     log.warning("429 inside the budget: someone else shares the quota; rate now %.1f/min",
                                 self.gate.effective_requests_per_minute)
@@ -102,9 +212,11 @@ class PictureDescriber:
                 if self.on_unavailable == FAIL_OVER and time.monotonic() + wait > deadline:
                     return self._outcome("failed", reason=f"retry_deadline_exceeded: {verdict.reason}",
                                          attempts=attempt, started=started)
-                await asyncio.sleep(wait)
+                await self.gate.sleep_unless_revoked(wait)
                 continue
             self.breaker.record_success()
+            for reason in ("invalid_api_key", "permission_denied", "model_not_found"):
+                self._release(reason)
             if self.gate.on_success():
                 metrics.set_pacing(self.gate.share.fraction, self.gate.effective_requests_per_minute)
             metrics.set_circuit_state(self.breaker.state)
@@ -122,16 +234,23 @@ class PictureDescriber:
             return self._outcome("described", description=answer.text.strip(), attempts=attempt,
                                  started=started, **tokens)
 
+    async def _daily_quota_exhausted(self) -> None:
+        if self._on_daily_quota_exhausted is not None:
+            try:
+                await self._on_daily_quota_exhausted()
+            except Exception:  # noqa: BLE001 - the ledger is unreachable: this worker still knows
+                log.exception("could not record the per-day 429 in the budget ledger")
+
     async def _wait_for_breaker(self, deadline: float) -> str | None:
         """Wait while the breaker is open; the reason to give up, or None when a call may go."""
         while not self.breaker.allow():
             if self.breaker.state is BreakerState.ALARM:
-                return f"api_unavailable: {self.breaker.alarm_reason}"
+                return _ALARM
             if self.on_unavailable == FAIL_OVER and (
                     self.breaker.should_fail_over(None, self.fail_over_after_seconds)
                     or time.monotonic() >= deadline):
                 return "api_unavailable"
-            await asyncio.sleep(max(0.05, min(self.breaker.wait_time(), 1.0)))
+            await self.gate.sleep_unless_revoked(max(0.05, min(self.breaker.wait_time(), 1.0)))
         return None
 
     def _outcome(self, status: str, *, attempts: int, started: float, **fields) -> Outcome:

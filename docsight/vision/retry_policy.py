@@ -33,6 +33,7 @@ class Verdict:
     reason: str                  # short code: rate_limited, server_error, timeout, invalid_image, ...
     retry_after: float | None = None   # the API's RetryInfo, when it gave one
     quota_exceeded: bool = False        # a 429: the shared quota is spent
+    daily_quota: bool = False           # ... and it is a per-day quota: waiting minutes will not help
 
 
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)s\s*$")
@@ -49,6 +50,24 @@ def parse_retry_delay(details) -> float | None:
     return None
 
 
+def is_per_day_quota(details) -> bool:
+    """True when a 429's google.rpc.QuotaFailure names a per-day quota (quotaId ...PerDay..., metric ..._per_day).
+
+    The real API's per-day 429 carries a RetryInfo of seconds like a per-minute one, so only this tells them apart.
+    """
+    error = details.get("error") if isinstance(details, dict) else None
+    for item in (error or {}).get("details") or []:
+        if not (isinstance(item, dict) and item.get("@type", "").endswith("google.rpc.QuotaFailure")):
+            continue
+        for violation in item.get("violations") or []:
+            if not isinstance(violation, dict):
+                continue
+            names = f"{violation.get('quotaId', '')} {violation.get('quotaMetric', '')}".lower()
+            if "perday" in names or "per_day" in names:
+                return True
+    return False
+
+
 def _error_reason(details) -> str | None:
     error = details.get("error") if isinstance(details, dict) else None
     for item in (error or {}).get("details") or []:
@@ -61,6 +80,9 @@ def classify(error: BaseException) -> Verdict:
     if isinstance(error, genai_errors.APIError):
         code = error.code or 0
         if code == 429:
+            if is_per_day_quota(error.details):
+                return Verdict(Action.RETRY, "daily_quota_exhausted", parse_retry_delay(error.details),
+                               quota_exceeded=True, daily_quota=True)
             return Verdict(Action.RETRY, "rate_limited", parse_retry_delay(error.details), quota_exceeded=True)
         if code in (408,) or code >= 500:
             return Verdict(Action.RETRY, "server_error" if code >= 500 else "timeout", parse_retry_delay(error.details))
