@@ -3,7 +3,7 @@
 ingest     document-received → validate → document-submissions (by document id)
 extract    document-submissions → docling → picture-requests + document-updates
 describe   picture-requests  → Gemini  → document-updates
-aggregate  document-updates  → documents table → document-enriched
+aggregate  document-updates  → documents + document_parts tables → document-enriched | document-failed
 control    budget-control    → every worker follows it → its share of the new budget
 """
 

@@ -13,31 +13,29 @@ from docsight.storage import BlobNotFound
 from docsight.streams.records import DocumentUpdate, PictureRequest, PictureResult
 from docsight.streams.topics import document_updates, picture_requests
 from docsight.tables.descriptions import cache_description, cached_description
-from docsight.vision.describer import Outcome, PreparedPicture
+from docsight.vision.describer import REQUEUE, Outcome, PreparedPicture
 from docsight.vision.prompt import PROMPT_VERSION
 
-from .resources import blob_store, daily_spend_cap, picture_describer, price_table, single_flight
+from .in_order import handle_concurrently
+from .resources import blob_store, picture_describer, price_table, single_flight
 
 log = logging.getLogger(__name__)
 
 
-if settings.vision_enable_batch_processing:
-    @app.agent(picture_requests, concurrency=settings.vision_max_concurrent_batches)
-    async def describe(requests):
-        """Batch mode: up to VISION_BATCH_SIZE pictures at a time, described concurrently inside the budget."""
-        async for events in requests.take_events(settings.vision_batch_size, within=1.0):
-            await asyncio.gather(*(handle_event_of_batch(requests, event) for event in events))
-else:
-    @app.agent(picture_requests, concurrency=settings.vision_max_concurrent_per_consumer)
-    async def describe(requests):
-        async for request in requests:
-            await handle(request)
+# One actor; up to this many pictures described at once (batch mode: batches of
+# VISION_BATCH_SIZE, VISION_MAX_CONCURRENT_BATCHES of them), acked in offset order.
+MAX_PICTURES_IN_FLIGHT = (settings.vision_batch_size * settings.vision_max_concurrent_batches
+                          if settings.vision_enable_batch_processing
+                          else settings.vision_max_concurrent_per_consumer)
 
 
-async def handle_event_of_batch(stream, event) -> None:
-    # Table writes go to the partition of the stream's current event; in a batch
-    # each task must carry its own event (a task copies the context it starts in).
-    stream._set_current_event(event)
+@app.agent(picture_requests)
+async def describe(requests):
+    """Picture requests → their outcomes; the cache table is written from this one actor's handler tasks."""
+    await handle_concurrently(requests, handle_event, max_in_flight=MAX_PICTURES_IN_FLIGHT)
+
+
+async def handle_event(event) -> None:
     await handle(event.value)
 
 
@@ -48,12 +46,14 @@ async def handle(request: PictureRequest) -> None:
         log.exception("picture %s of %s: unexpected error", request.picture_index, request.document_id)
         result = PictureResult(index=request.picture_index, sha256=request.sha256, status="failed",
                                reason=f"internal_error: {type(error).__name__}")
+    if result is None:
+        return  # handed back to the picture topic: a rebalance gave its partition to another worker
     metrics.record_picture(result.status, result.latency_seconds)
     await document_updates.send(key=request.document_id, value=DocumentUpdate(
         kind="picture", document_id=request.document_id, at=time.time(), picture=result))
 
 
-async def describe_picture(request: PictureRequest) -> PictureResult:
+async def describe_picture(request: PictureRequest) -> PictureResult | None:
     key = picture_key(request.sha256, settings.gemini_model, PROMPT_VERSION)
     cached = cached_description(request.sha256, settings.gemini_model, PROMPT_VERSION)
     if cached is None:
@@ -66,6 +66,11 @@ async def describe_picture(request: PictureRequest) -> PictureResult:
 
         # the same picture requested again while its first call runs waits for that call
         outcome = await single_flight().run(key, call)
+        if outcome.status == REQUEUE:
+            # a rebalance started while it waited for the budget: its partition's next owner describes it
+            # (sent and acknowledged before this event is, so at-least-once holds)
+            await (await picture_requests.send(key=request.sha256, value=request))
+            return None
         if called:
             if outcome.status == "described":
                 cache_description(request.sha256, settings.gemini_model, PROMPT_VERSION, outcome.description)
@@ -84,8 +89,6 @@ async def describe_picture(request: PictureRequest) -> PictureResult:
 
 async def _call_api(request: PictureRequest) -> Outcome:
     metrics.record_cache(hit=False)
-    if daily_spend_cap().exhausted():
-        return Outcome(status="failed", reason="daily_budget_exhausted")
     try:
         image = blob_store().get(request.sha256)
         prepared = await asyncio.to_thread(
@@ -102,9 +105,8 @@ async def _call_api(request: PictureRequest) -> Outcome:
 
 
 def _account(result: PictureResult) -> None:
-    """What a call spent: the worker's daily cap and the cost and token counters."""
+    """What a call spent, on the cost and token counters (the budget gate charged the daily cap itself)."""
     if result.cost_usd:
-        daily_spend_cap().spend(result.cost_usd)
         metrics.record_cost(result.model, result.cost_usd)
         metrics.record_tokens(result.input_tokens, result.output_tokens, result.thinking_tokens)
 

@@ -17,6 +17,7 @@ from docsight.streams.topics import (document_failed, document_received, documen
 from docsight.tables.submissions import is_duplicate, submissions
 from docsight.streams.validation import InvalidEvent, parse_document_received
 
+from .in_order import handle_concurrently
 from .resources import blob_store, extraction_pool, filter_policy
 
 log = logging.getLogger(__name__)
@@ -43,34 +44,40 @@ async def ingest(events):
             original=raw.decode("utf-8", errors="replace")))
 
 
-@app.agent(document_submissions, concurrency=settings.extraction_processes)
+@app.agent(document_submissions)
 async def extract_documents(documents):
-    """One document at a time per actor; as many actors as extraction processes."""
-    async for document in documents:
-        first = submissions.get(document.document_id)
-        if is_duplicate(first, document.source):
-            await reject(document.document_id, "validation", "duplicate_document_id",
-                         f"document {document.document_id!r} was already submitted "
-                         f"(first from {first['source']}); submit it under a new id to process it again",
-                         document.original.encode(), record_on_document=False)
-            continue
-        if first is None:
-            submissions[document.document_id] = {"source": document.source, "at": time.time()}
-        log.info("document %s received: %s", document.document_id, document.location,
-                 extra={"document_id": document.document_id, "stage": "received"})
-        raw = document.original.encode()
-        try:
-            await extract(document, raw)
-        except Exception as error:  # noqa: BLE001 - a bug must fail one document, not stop the stream
-            log.exception("document %s: unexpected error", document.document_id)
-            await reject(document.document_id, "extraction", "internal_error", f"{type(error).__name__}: {error}",
-                         raw, user_id=document.user_id, location=document.location)
+    """As many documents at once as extraction processes, acked in offset order."""
+    await handle_concurrently(documents, extract_event, max_in_flight=settings.extraction_processes)
+
+
+async def extract_event(event) -> None:
+    document = event.value
+    first = submissions.get(document.document_id)
+    if is_duplicate(first, document.source):
+        await reject(document.document_id, "validation", "duplicate_document_id",
+                     f"document {document.document_id!r} was already submitted "
+                     f"(first from {first['source']}); submit it under a new id to process it again",
+                     document.original.encode(), record_on_document=False)
+        return
+    if first is None:
+        submissions[document.document_id] = {"source": document.source, "at": time.time()}
+    log.info("document %s received: %s", document.document_id, document.location,
+             extra={"document_id": document.document_id, "stage": "received"})
+    raw = document.original.encode()
+    try:
+        await extract(document, raw)
+    except Exception as error:  # noqa: BLE001 - a bug must fail one document, not stop the stream
+        log.exception("document %s: unexpected error", document.document_id)
+        await reject(document.document_id, "extraction", "internal_error", f"{type(error).__name__}: {error}",
+                     raw, user_id=document.user_id, location=document.location)
 
 
 async def extract(document, raw: bytes) -> None:
     document_id = document.document_id
     base = dict(document_id=document_id, user_id=document.user_id, location=document.location)
-    await document_updates.send(key=document_id, value=DocumentUpdate(kind="received", at=time.time(), **base))
+    # the received event's text goes with it: the aggregate needs it for any later document-failed
+    await document_updates.send(key=document_id, value=DocumentUpdate(
+        kind="received", at=time.time(), original=raw.decode("utf-8", errors="replace"), **base))
     try:
         path = resolve_document_path(document.location, settings.document_root)
         result = await extraction_pool().extract(path, document.content_type)
@@ -83,14 +90,23 @@ async def extract(document, raw: bytes) -> None:
                     "pictures": len(result.pictures)})
 
     markdown_ref = blob_store().put_text(json.dumps(result.segments))
-    pictures = [PictureInfo(index=p.index, sha256=p.sha256, width=p.width, height=p.height,
-                            location=p.location, caption=p.caption) for p in result.pictures]
+    # by reference, like the markdown: thousands of pictures inline would pass the broker's message limit
+    pictures_ref = blob_store().put_text(json.dumps([
+        PictureInfo(index=p.index, sha256=p.sha256, width=p.width, height=p.height, location=p.location,
+                    caption=p.caption, note=p.note).asdict() for p in result.pictures]))
     await document_updates.send(key=document_id, value=DocumentUpdate(
-        kind="manifest", at=time.time(), format=result.format, markdown_ref=markdown_ref, pictures=pictures, **base))
+        kind="manifest", at=time.time(), format=result.format, markdown_ref=markdown_ref, pictures_ref=pictures_ref,
+        **base))
+    # pictures without bytes (remote, EMF without LibreOffice, a chart not rendered...) come decided
+    for picture in (p for p in result.pictures if p.status):
+        metrics.record_picture(picture.status, skip_reason_code=picture.reason)
+        await document_updates.send(key=document_id, value=DocumentUpdate(
+            kind="picture", document_id=document_id, at=time.time(), picture=PictureResult(
+                index=picture.index, sha256=picture.sha256, status=picture.status, reason=picture.reason)))
+    pending = [p for p in result.pictures if not p.status]
     decisions = select_pictures(
-        [PictureFacts(p.index, p.width, p.height, p.size_bytes) for p in result.pictures], result.format,
-        filter_policy())
-    for picture, decision in zip(result.pictures, decisions):
+        [PictureFacts(p.index, p.width, p.height, p.size_bytes) for p in pending], result.format, filter_policy())
+    for picture, decision in zip(pending, decisions):
         if not decision.describe:
             metrics.record_picture("skipped", skip_reason_code=str(decision.reason))
             await document_updates.send(key=document_id, value=DocumentUpdate(
@@ -107,15 +123,23 @@ async def extract(document, raw: bytes) -> None:
 
 async def reject(document_id: str | None, stage: str, reason: str, message: str, raw: bytes | None,
                  user_id: str = "", location: str = "", record_on_document: bool = True) -> None:
-    """Send a document to document-failed and, unless it is a duplicate, record the failure on its aggregate."""
+    """Fail a document.
+
+    One that became a document (``record_on_document``) fails through its aggregate, the one place its
+    outcome leaves from: it emits document-failed unless the document already ended (enriched, or failed
+    before). An event that never became the document (invalid, a duplicate id) goes to document-failed here.
+    """
+    original = raw.decode("utf-8", errors="replace") if raw else ""
+    if document_id and record_on_document:
+        log.info("document %s failing at %s: %s (%s)", document_id, stage, reason, message,
+                 extra={"document_id": document_id, "stage": stage, "reason": reason})
+        await document_updates.send(key=document_id, value=DocumentUpdate(
+            kind="failed", document_id=document_id, at=time.time(), stage=stage, reason=reason, message=message,
+            user_id=user_id, location=location, original=original))
+        return
     log.warning("document %s failed at %s: %s (%s)", document_id, stage, reason, message,
                 extra={"document_id": document_id, "stage": stage, "reason": reason})
     metrics.record_document("failed", stage=stage, reason=reason)
-    original = raw.decode("utf-8", errors="replace") if raw else ""
     await document_failed.send(key=document_id, value=DocumentFailed(
         document_id=document_id, stage=stage, reason=reason, message=message, original=original,
         failed_at=time.time()))
-    if document_id and record_on_document:
-        await document_updates.send(key=document_id, value=DocumentUpdate(
-            kind="failed", document_id=document_id, at=time.time(), stage=stage, reason=reason, message=message,
-            user_id=user_id, location=location))
