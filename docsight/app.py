@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import faust
 
-from docsight.broker import faust_broker_options
+from docsight.broker import KafkaClientOptions, faust_broker_options
 from docsight.config import get_settings
 
 settings = get_settings()
@@ -24,7 +24,8 @@ app = faust.App(
     topic_partitions=settings.document_partitions,
     web_bind=settings.web_host,
     web_port=settings.web_port,
-    canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+    canonical_url=settings.web_advertised_url or f"http://{settings.web_host}:{settings.web_port}",
     origin="docsight",
-    **faust_broker_options(embedded=settings.embedded_broker),
+    # the embedded Tansu's workarounds, or a real Kafka's DOCSIGHT_KAFKA_* options: never both
+    **faust_broker_options(embedded=settings.embedded_broker, kafka=KafkaClientOptions.from_settings(settings)),
 )

@@ -295,11 +295,12 @@ async def read_records(broker_url: str, topics: Iterable[str] = AUDITED_TOPICS,
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    from docsight.broker import kafka_security
     from docsight.client import bootstrap_servers
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
-                                client_id="docsight-audit")
+                                client_id="docsight-audit", **kafka_security())
     records: list[TopicRecord] = []
     try:
         await consumer.start()

@@ -1,6 +1,7 @@
 """The Kafka broker: the embedded Tansu for demos and tests, and the client settings each broker needs."""
 
 from .embedded import EmbeddedBroker, free_port
-from .settings import faust_broker_options
+from .settings import KafkaClientOptions, aiokafka_security_options, faust_broker_options, kafka_security
 
-__all__ = ["EmbeddedBroker", "faust_broker_options", "free_port"]
+__all__ = ["EmbeddedBroker", "KafkaClientOptions", "aiokafka_security_options", "faust_broker_options", "free_port",
+           "kafka_security"]
