@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,17 +40,71 @@ class Settings(BaseSettings):
         "all. Each role is its own consumer group, so vision workers scale apart from ingest workers.")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = _env(
         "DOCSIGHT_PROCESSING_GUARANTEE", "at_least_once",
-        "Faust processing guarantee. exactly_once needs Kafka transactions (not on the embedded broker).")
+        "Faust processing guarantee. exactly_once commits each partition's output and offsets in a Kafka "
+        "transaction: a real Kafka with transactions (the embedded broker has none).")
     document_partitions: int = _env(
         "DOCSIGHT_DOCUMENT_PARTITIONS", 6, "Partitions of document-received and the per-document topics.", ge=1)
     picture_partitions: int = _env(
         "DOCSIGHT_PICTURE_PARTITIONS", 6, "Partitions of the internal picture-request topic.", ge=1)
+
+    # --- Real Kafka: client tuning and security (never applied to the embedded broker) ---
+    kafka_linger_seconds: float = _env(
+        "DOCSIGHT_KAFKA_LINGER_SECONDS", 0.0,
+        "Real Kafka: how long the producer waits to fill a batch (Faust's default).", ge=0)
+    kafka_max_batch_bytes: int = _env(
+        "DOCSIGHT_KAFKA_MAX_BATCH_BYTES", 16384, "Real Kafka: largest producer batch per partition (Faust's default).",
+        ge=1)
+    kafka_session_timeout_seconds: float = _env(
+        "DOCSIGHT_KAFKA_SESSION_TIMEOUT_SECONDS", 60.0,
+        "Real Kafka: a worker silent this long leaves the consumer group (Faust's default).", gt=0)
+    kafka_heartbeat_interval_seconds: float = _env(
+        "DOCSIGHT_KAFKA_HEARTBEAT_INTERVAL_SECONDS", 3.0,
+        "Real Kafka: consumer heartbeat interval, below the session timeout (Faust's default).", gt=0)
+    kafka_rebalance_timeout_seconds: float = _env(
+        "DOCSIGHT_KAFKA_REBALANCE_TIMEOUT_SECONDS", 60.0,
+        "Real Kafka: how long a rebalance waits for every member to rejoin (Faust's default).", gt=0)
+    kafka_request_timeout_seconds: float = _env(
+        "DOCSIGHT_KAFKA_REQUEST_TIMEOUT_SECONDS", 90.0,
+        "Real Kafka: timeout of one broker request, above the rebalance timeout (Faust's default).", gt=0)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = _env(
+        "DOCSIGHT_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT",
+        "Real Kafka: PLAINTEXT, SSL (TLS, optionally with a client certificate), SASL_PLAINTEXT or SASL_SSL.")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = _env(
+        "DOCSIGHT_KAFKA_SASL_MECHANISM", "PLAIN", "Real Kafka: SASL mechanism for SASL_PLAINTEXT and SASL_SSL.")
+    kafka_sasl_username: str = _env("DOCSIGHT_KAFKA_SASL_USERNAME", "", "Real Kafka: SASL user name.")
+    kafka_sasl_password: str = _env(
+        "DOCSIGHT_KAFKA_SASL_PASSWORD", "", "Real Kafka: SASL password. Never logged or exposed.", repr=False)
+    kafka_ssl_cafile: Path | None = _env(
+        "DOCSIGHT_KAFKA_SSL_CAFILE", None,
+        "Real Kafka: CA bundle (PEM) that signed the brokers' certificates. Unset: the system's CAs.")
+    kafka_ssl_certfile: Path | None = _env(
+        "DOCSIGHT_KAFKA_SSL_CERTFILE", None, "Real Kafka: client certificate (PEM) for mutual TLS.")
+    kafka_ssl_keyfile: Path | None = _env(
+        "DOCSIGHT_KAFKA_SSL_KEYFILE", None, "Real Kafka: the client certificate's private key (PEM).")
+    kafka_ssl_check_hostname: bool = _env(
+        "DOCSIGHT_KAFKA_SSL_CHECK_HOSTNAME", True, "Real Kafka: check that a broker's certificate names its host.")
 
     # --- Worker ------------------------------------------------------------
     data_dir: Path = _env("DOCSIGHT_DATA_DIR", Path("var"), "Worker state: RocksDB tables, logs.")
     store_dir: Path | None = _env(
         "DOCSIGHT_STORE_DIR", None,
         "Content-addressed store for picture bytes and markdown, shared by all workers. Default: DATA_DIR/store.")
+    store_url: str | None = _env(
+        "DOCSIGHT_STORE_URL", None,
+        "The store as a URL: file:///path, s3://bucket/prefix (AWS or any S3-compatible server) or "
+        "gs://bucket/prefix. Unset: the folder DOCSIGHT_STORE_DIR.")
+    store_endpoint: str | None = _env(
+        "DOCSIGHT_STORE_ENDPOINT", None,
+        "Endpoint of an S3-compatible server (MinIO, Ceph, R2, ...) or a GCS base URL; http:// allowed. "
+        "Unset: the cloud's own.")
+    store_region: str | None = _env(
+        "DOCSIGHT_STORE_REGION", None, "S3 region. Unset: AWS_REGION from the environment, else us-east-1.")
+    store_access_key_id: str = _env(
+        "DOCSIGHT_STORE_ACCESS_KEY_ID", "",
+        "S3 access key. Empty: the standard AWS chain (AWS_* variables, web identity, instance role); GCS uses "
+        "GOOGLE_APPLICATION_CREDENTIALS or the workload's identity.")
+    store_secret_access_key: str = _env(
+        "DOCSIGHT_STORE_SECRET_ACCESS_KEY", "", "S3 secret key. Never logged or exposed.", repr=False)
     document_root: Path = _env(
         "DOCSIGHT_DOCUMENT_ROOT", Path("var/documents"),
         "Documents are read only from below this folder; events name files relative to it.")
@@ -58,12 +112,51 @@ class Settings(BaseSettings):
         "DOCSIGHT_LOG_FORMAT", "text", "Worker logs: text, or json (one object per line with document_id and stage).")
     web_host: str = _env("DOCSIGHT_WEB_HOST", "127.0.0.1", "Address the worker's web server binds to.")
     web_port: int = _env("DOCSIGHT_WEB_PORT", 6066, "Port of the worker's web views and /metrics.", ge=1, le=65535)
+    web_advertised_url: str | None = _env(
+        "DOCSIGHT_WEB_ADVERTISED_URL", None,
+        "Where the other workers reach this one's web views (they route /documents/{id} to its owner there). "
+        "Unset: http://DOCSIGHT_WEB_HOST:DOCSIGHT_WEB_PORT; set it when binding 0.0.0.0, e.g. in a container.")
     extraction_processes: int = _env(
         "DOCSIGHT_EXTRACTION_PROCESSES", 2, "Processes converting documents with docling.", ge=1)
+    extraction_timeout_seconds: float = _env(
+        "DOCSIGHT_EXTRACTION_TIMEOUT_SECONDS", 300.0,
+        "Longest conversion of one document; past it its process is killed and the document fails with reason "
+        "extraction_timeout.", gt=0)
+    extraction_memory_mb: int = _env(
+        "DOCSIGHT_EXTRACTION_MEMORY_MB", 4096,
+        "Address space of each extraction process (RLIMIT_AS, MiB; a warm one takes about 500); a document that "
+        "needs more fails with reason extraction_crashed.", ge=1024)
     max_document_mb: float = _env(
         "DOCSIGHT_MAX_DOCUMENT_MB", 50.0, "Documents larger than this fail with reason too_large.", gt=0)
+    max_archive_mb: float = _env(
+        "DOCSIGHT_MAX_ARCHIVE_MB", 1024.0,
+        "All parts of a DOCX, PPTX or XLSX together, decompressed (MiB); above it the document fails with reason "
+        "decompression_bomb.", gt=0)
     max_event_bytes: int = _env(
         "DOCSIGHT_MAX_EVENT_BYTES", 64 * 1024, "document-received events larger than this are rejected.", gt=0)
+    libreoffice: str = _env(
+        "DOCSIGHT_LIBREOFFICE", "soffice",
+        "LibreOffice (a command on PATH or a path) that renders EMF/WMF/SVG pictures, charts and drawings to PNG. "
+        "Not found: those pictures are listed as skipped with a reason.")
+    remote_pictures: bool = _env(
+        "DOCSIGHT_REMOTE_PICTURES", False,
+        "Fetch pictures that documents link from the web (HTML img, DOCX/PPTX links) from the allowed hosts. "
+        "Off: they are listed as skipped with reason remote_picture.")
+    remote_picture_hosts: str = _env(
+        "DOCSIGHT_REMOTE_PICTURE_HOSTS", "",
+        "Hosts remote pictures may come from (comma list; .example.org for a domain and below, * for any). "
+        "Loopback, private and link-local addresses are always refused.")
+    remote_picture_max_mb: float = _env(
+        "DOCSIGHT_REMOTE_PICTURE_MAX_MB", 5.0, "Largest remote picture fetched (MiB).", gt=0)
+    remote_picture_timeout_seconds: float = _env(
+        "DOCSIGHT_REMOTE_PICTURE_TIMEOUT_SECONDS", 10.0, "Time allowed to fetch one remote picture.", gt=0)
+    pdf_pipeline: Literal["auto", "standard", "native"] = _env(
+        "DOCSIGHT_PDF_PIPELINE", "auto",
+        "PDF conversion: standard (docling's layout model), native (model-free: docsight finds figures and "
+        "headings), auto (standard when its model files are in DOCSIGHT_PDF_ARTIFACTS_PATH, else native).")
+    pdf_artifacts_path: Path | None = _env(
+        "DOCSIGHT_PDF_ARTIFACTS_PATH", None,
+        "Folder of docling's model files (docling-tools models download layout -o DIR) for the standard pipeline.")
 
     # --- Gemini ------------------------------------------------------------
     gemini_api_key: str = _env("GEMINI_API_KEY", "", "Gemini API key. Never logged or exposed.", repr=False)
@@ -79,12 +172,22 @@ class Settings(BaseSettings):
     vision_tokens_per_minute: float | None = _env(
         "VISION_TOKENS_PER_MINUTE", None, "Gemini input tokens per minute for the whole cluster. Unset: no limit.", gt=0)
     vision_requests_per_day: int | None = _env(
-        "VISION_REQUESTS_PER_DAY", None, "Gemini requests per day (midnight Pacific) for the whole cluster.", gt=0)
+        "VISION_REQUESTS_PER_DAY", None,
+        "Gemini requests per day (midnight Pacific) for the whole cluster, counted in the budget ledger across "
+        "restarts.", gt=0)
+    vision_quota_window_seconds: float = _env(
+        "VISION_QUOTA_WINDOW_SECONDS", 60.0,
+        "The window the per-minute quotas are counted over (Gemini: 60). Shorter only against the local server, "
+        "whose --window-seconds it must match.", gt=0)
     vision_budget_safety_factor: float = _env(
-        "VISION_BUDGET_SAFETY_FACTOR", 0.95, "Fraction of the quota the cluster plans to use (headroom).", gt=0, le=1)
+        "VISION_BUDGET_SAFETY_FACTOR", 1.0,
+        "Fraction of each quota the cluster plans to use: headroom for other clients of the same Google Cloud "
+        "project (the budget's own arithmetic never goes over).", gt=0, le=1)
     vision_on_api_unavailable: Literal["fail_over", "wait"] = _env(
         "VISION_ON_API_UNAVAILABLE", "fail_over",
-        "When the API stays down: fail_over completes pictures as 'description unavailable'; wait keeps retrying.")
+        "When the API cannot be used: fail_over completes pictures as 'description unavailable' (after "
+        "VISION_FAIL_OVER_AFTER_SECONDS for an outage, at once for an invalid key, an unknown model or a spent "
+        "day); wait holds them until it can: docsight control resume, a restart, or midnight Pacific.")
     vision_fail_over_after_seconds: float = _env(
         "VISION_FAIL_OVER_AFTER_SECONDS", 120.0, "How long the API may be unavailable before fail-over.", gt=0)
     vision_breaker_failures: int = _env(
@@ -132,7 +235,9 @@ class Settings(BaseSettings):
         "VISION_MAX_IMAGE_PIXELS", 50_000_000, "Pictures above this pixel count are refused (decompression bombs).",
         ge=1)
     vision_daily_budget_usd: float | None = _env(
-        "VISION_DAILY_BUDGET_USD", None, "Stop calling Gemini when the day's spend reaches this. Unset: no cap.", gt=0)
+        "VISION_DAILY_BUDGET_USD", None,
+        "Stop calling Gemini when the cluster's spend today (midnight Pacific) would pass this, counted in the "
+        "budget ledger across restarts. Unset: no cap.", gt=0)
     gemini_prices: str | None = _env(
         "GEMINI_PRICES", None, "Price table override: JSON object or file path (USD per 1M tokens per model).")
 
@@ -140,6 +245,54 @@ class Settings(BaseSettings):
     def _store_defaults_to_data_dir(self) -> "Settings":
         if self.store_dir is None:
             object.__setattr__(self, "store_dir", self.data_dir / "store")
+        if self.store_url:
+            from docsight.storage.location import parse_store_url
+
+            scheme, folder, _ = parse_store_url(self.store_url)
+            if scheme == "file":  # one folder, whichever of the two settings names it
+                object.__setattr__(self, "store_dir", Path(folder))
+        return self
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url_is_supported(cls, url: str | None) -> str | None:
+        from docsight.storage.location import parse_store_url
+
+        if url:
+            parse_store_url(url)  # ValueError says what is wrong and what is accepted
+        return url or None
+
+    @property
+    def store_location(self):
+        """Where the content store is (``docsight.storage.open_store`` opens it)."""
+        from docsight.storage.location import StoreLocation
+
+        return StoreLocation.from_settings(self)
+
+    @model_validator(mode="after")
+    def _kafka_options_agree(self) -> "Settings":
+        if self.kafka_heartbeat_interval_seconds >= self.kafka_session_timeout_seconds:
+            raise ValueError("DOCSIGHT_KAFKA_HEARTBEAT_INTERVAL_SECONDS must be below "
+                             "DOCSIGHT_KAFKA_SESSION_TIMEOUT_SECONDS")
+        if self.kafka_request_timeout_seconds <= self.kafka_rebalance_timeout_seconds:
+            # a JoinGroup waits up to the rebalance timeout: a shorter request timeout loops on timeouts
+            raise ValueError("DOCSIGHT_KAFKA_REQUEST_TIMEOUT_SECONDS must be above "
+                             "DOCSIGHT_KAFKA_REBALANCE_TIMEOUT_SECONDS")
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(f"DOCSIGHT_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                             "DOCSIGHT_KAFKA_SASL_USERNAME and DOCSIGHT_KAFKA_SASL_PASSWORD")
+        tls_files = [name for name, value in (("DOCSIGHT_KAFKA_SSL_CAFILE", self.kafka_ssl_cafile),
+                                              ("DOCSIGHT_KAFKA_SSL_CERTFILE", self.kafka_ssl_certfile),
+                                              ("DOCSIGHT_KAFKA_SSL_KEYFILE", self.kafka_ssl_keyfile)) if value]
+        if tls_files and not self.kafka_security_protocol.endswith("SSL"):
+            raise ValueError(f"{', '.join(tls_files)} set, but DOCSIGHT_KAFKA_SECURITY_PROTOCOL="
+                             f"{self.kafka_security_protocol} does not use TLS (SSL or SASL_SSL)")
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ValueError("DOCSIGHT_KAFKA_SSL_KEYFILE needs DOCSIGHT_KAFKA_SSL_CERTFILE")
+        if self.embedded_broker and self.kafka_security_protocol != "PLAINTEXT":
+            raise ValueError("DOCSIGHT_KAFKA_SECURITY_PROTOCOL applies to a real Kafka; the embedded broker "
+                             "speaks PLAINTEXT only")
         return self
 
     @property

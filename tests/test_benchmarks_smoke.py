@@ -47,7 +47,8 @@ def test_saturated_rate_counts_only_while_work_waits_beyond_what_is_in_flight():
 def test_a_scaled_quota_keeps_the_rate_per_minute():
     quick = QuotaPlan(10, 5.0, tokens_per_window=5_000)
     assert quick.per_minute == 120 and quick.tokens_per_minute == 60_000
-    assert quick.worker_env() == {"VISION_RATE_LIMIT_PER_MINUTE": "120", "VISION_TOKENS_PER_MINUTE": "60000"}
+    assert quick.worker_env() == {"VISION_RATE_LIMIT_PER_MINUTE": "120", "VISION_QUOTA_WINDOW_SECONDS": "5",
+                                  "VISION_TOKENS_PER_MINUTE": "60000"}
     assert quick.server_config() == {"rpm": 10, "tpm": 5_000, "window_seconds": 5.0}
     assert "VISION_TOKENS_PER_MINUTE" not in QuotaPlan(60).worker_env()
 
@@ -116,4 +117,5 @@ def test_the_bench_command_is_registered():
     args = build_parser().parse_args(["bench", "budget", "--quick"])
     assert args.scenario == "budget" and args.quick
     assert build_parser().parse_args(["bench", "all"]).scenario == "all"
-    assert set(SCENARIOS) == {"budget", "quota", "extraction", "framework", "latency", "memory", "cost"}
+    assert set(SCENARIOS) == {"budget", "quota", "extraction", "framework", "latency", "memory", "cost",
+                              "fidelity"}

@@ -72,7 +72,7 @@ def submit_and_collect(cluster: LocalCluster, events: list[dict], timeout: float
     """Submit and wait; the outcomes' ``received_at`` is when the benchmark saw them."""
 
     async def run():
-        async with DocsightClient(cluster.broker_url) as client:
+        async with DocsightClient(cluster.broker_url, store_dir=cluster.store_dir) as client:
             started = time.time()
             for event in events:
                 await client.submit(event)

@@ -11,7 +11,7 @@ from typing import Callable
 
 from .report import ScenarioResult
 
-SCENARIOS = ("budget", "quota", "extraction", "framework", "latency", "memory", "cost")
+SCENARIOS = ("budget", "quota", "extraction", "framework", "latency", "memory", "cost", "fidelity")
 
 
 def _progress(message: str) -> None:
@@ -22,6 +22,7 @@ def _progress(message: str) -> None:
 class BenchOptions:
     quick: bool = False
     workdir: Path = Path("var/bench")
+    folder: Path | None = None  # fidelity: the documents to compare (None: a generated corpus)
     progress: Callable[[str], None] = field(default=_progress, repr=False)
 
     def scenario_dir(self, name: str) -> Path:

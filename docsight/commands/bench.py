@@ -11,7 +11,7 @@ from docsight.benchmarks import SCENARIOS, BenchOptions, render, run_scenario
 
 def register(subcommands) -> None:
     parser = subcommands.add_parser(
-        "bench", help="measure docsight: budget, quota, extraction, framework, latency, memory, cost",
+        "bench", help="measure docsight: budget, quota, extraction, framework, latency, memory, cost, fidelity",
         description="Run one benchmark scenario (or all) on this machine: embedded broker, local Gemini "
                     "server, worker processes, docling. Each prints its figures, their limits and ratios.\n\n"
                     "scenarios:\n"
@@ -21,10 +21,15 @@ def register(subcommands) -> None:
                     "  framework   picture events/s through the picture topic on the embedded broker\n"
                     "  latency     a 20-picture document end to end vs its critical path\n"
                     "  memory      peak RSS of a worker and its extraction processes\n"
-                    "  cost        calls, tokens and cost with each saving off, then on\n\n"
-                    "examples:\n  docsight bench budget --quick\n  docsight bench all --json var/bench/results.json",
+                    "  cost        calls, tokens and cost with each saving off, then on\n"
+                    "  fidelity    [DIR] per document, the pictures bare docling reports vs what docsight lists\n"
+                    "              (status and reason), documents lost, pictures per PDF figure, tables\n\n"
+                    "examples:\n  docsight bench budget --quick\n  docsight bench all --json var/bench/results.json\n"
+                    "  docsight bench fidelity ~/Downloads/documents",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenario", choices=[*SCENARIOS, "all"], help="which scenario to run")
+    parser.add_argument("folder", nargs="?", type=Path, default=None,
+                        help="fidelity only: a folder of documents to compare (default: a generated corpus)")
     parser.add_argument("--quick", action="store_true",
                         help="a short smoke run (under a minute per scenario); figures are indicative only")
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"), help="scratch space (wiped per scenario)")
@@ -35,7 +40,9 @@ def register(subcommands) -> None:
 
 def run_bench(args) -> int:
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
-    options = BenchOptions(quick=args.quick, workdir=args.workdir)
+    if args.folder is not None and args.scenario != "fidelity":
+        raise SystemExit("docsight bench: a folder goes with the fidelity scenario only")
+    options = BenchOptions(quick=args.quick, workdir=args.workdir, folder=args.folder)
     results, failed = [], []
     for name in names:
         try:
