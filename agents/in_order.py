@@ -30,10 +30,16 @@ log = logging.getLogger(__name__)
 
 
 class InOrderAcks:
-    """Which events may be acked: per partition, the done prefix in offset order (pure, no Faust)."""
+    """Which events may be acked: per partition, the done prefix in offset order (pure, no Faust).
+
+    An event at or below an offset already started means the consumer rewound (after a rebalance Faust
+    seeks back to the committed offset and delivers those events again): the events pending before the
+    rewind are abandoned, never acked (acking them could let a commit pass the redelivered ones in
+    flight). Their handlers still finish; the redelivered copies are handled again, idempotently.
+    """
 
     def __init__(self) -> None:
-        self._pending: dict[Any, deque[list]] = defaultdict(deque)  # tp -> [[offset, event, done], ...]
+        self._pending: dict[Any, deque[list]] = defaultdict(deque)  # tp -> [[offset, event, done, abandoned]]
         self._size = 0
 
     def __len__(self) -> int:
@@ -41,10 +47,13 @@ class InOrderAcks:
         return self._size
 
     def started(self, tp: Any, offset: int, event: Any) -> list:
-        entry = [offset, event, False]
         queue = self._pending[tp]
         if queue and queue[-1][0] >= offset:
-            raise ValueError(f"event at offset {offset} of {tp} started after offset {queue[-1][0]}")
+            for stale in queue:
+                stale[3] = True
+            self._size -= len(queue)
+            queue.clear()
+        entry = [offset, event, False, False]
         queue.append(entry)
         self._size += 1
         return entry
@@ -52,6 +61,8 @@ class InOrderAcks:
     def finished(self, tp: Any, entry: list) -> list:
         """Mark ``entry`` done; return the events now safe to ack, in offset order."""
         entry[2] = True
+        if entry[3]:
+            return []
         queue = self._pending[tp]
         ready = []
         while queue and queue[0][2]:
@@ -79,9 +90,8 @@ async def handle_concurrently(stream, handler: Callable[[Any], Awaitable[None]],
     in_flight = 0
     room = asyncio.Condition()
     tasks: set[asyncio.Task] = set()
-    # A clone without automatic acks that starts the agent's own stream when it starts (as group_by and
-    # through chain theirs). Not ``stream.noack()``: it leaves the agent's stream unstarted, and a worker
-    # that took over partitions then read nothing from them (measured: docs/offsets.md).
+    # A clone without automatic acks that starts the agent's own stream when it starts, as group_by and
+    # through chain theirs (``stream.noack()`` would leave the agent's own stream unstarted).
     manual = stream.clone(enable_acks=False, on_start=stream.maybe_start, prev=stream)
 
     async def run(event, entry) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import faust
 
-from docsight.broker import KafkaClientOptions, faust_broker_options
+from docsight.broker import KafkaClientOptions, faust_broker_options, faust_transport
 from docsight.config import get_settings
 
 settings = get_settings()
@@ -29,3 +29,5 @@ app = faust.App(
     # the embedded Tansu's workarounds, or a real Kafka's DOCSIGHT_KAFKA_* options: never both
     **faust_broker_options(embedded=settings.embedded_broker, kafka=KafkaClientOptions.from_settings(settings)),
 )
+# Faust's transport, except that a partition with no committed offset rewinds to its start (see the module)
+faust_transport.install(app)
