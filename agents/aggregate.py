@@ -3,6 +3,8 @@
 The one place a document that reached its aggregate leaves from: enriched when every picture has its
 outcome, failed when extraction failed (a ``failed`` update) or when aggregating one of its updates
 raised. Once it has left, later updates change nothing (a redelivery, a late failure, a second manifest).
+It leaves through the outcome sinks (``docsight.sinks``): the output topics, and the folder of
+``DOCSIGHT_OUTPUT_DIR`` when set.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import time
 from docsight import observability as metrics
 from docsight.app import app
 from docsight.streams.records import DocumentFailed, DocumentUpdate
-from docsight.streams.topics import document_enriched, document_failed, document_updates
+from docsight.streams.topics import document_updates
 from docsight.tables.document_state import (DocumentState, apply_update, mark_emitted, mark_failed,
                                             original_text, read_outcomes)
 from docsight.tables.documents import document_parts, load_state, save_state
-from docsight.tables.outcome import build_outcome, emitted_totals, for_the_broker
+from docsight.tables.outcome import build_outcome, emitted_totals
 
-from .resources import blob_store
+from .resources import blob_store, outcome_sinks
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +77,18 @@ async def emit_enriched(state: DocumentState) -> None:
     completed_at = max(state.updated_at or 0.0, state.received_at or 0.0)
     pictures, results = read_outcomes(state, document_parts)
     outcome = build_outcome(state, pictures, results, store, completed_at)
-    record = for_the_broker(outcome, store)
-    await (await document_enriched.send(key=state.document_id, value=record))
+    await outcome_sinks().enriched(outcome)
     mark_emitted(state, completed_at, emitted_totals(outcome))
     metrics.record_document("enriched", completed_at - outcome.received_at)
-    log.info("document %s enriched: %d pictures%s", state.document_id, len(pictures),
-             " (outcome by reference)" if record.outcome_ref else "",
+    log.info("document %s enriched: %d pictures", state.document_id, len(pictures),
              extra={"document_id": state.document_id, "stage": "enriched", "pictures": len(pictures)})
 
 
 async def emit_failed(state: DocumentState, stage: str, reason: str, message: str, original: str,
                       failed_at: float) -> None:
-    await (await document_failed.send(key=state.document_id, value=DocumentFailed(
+    await outcome_sinks().failed(DocumentFailed(
         document_id=state.document_id, stage=stage, reason=reason, message=message, original=original,
-        failed_at=failed_at)))
+        failed_at=failed_at))
     metrics.record_document("failed", failed_at - state.received_at if state.received_at else None,
                             stage=stage, reason=reason)
     log.warning("document %s failed at %s: %s (%s)", state.document_id, stage, reason, message,

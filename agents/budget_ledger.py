@@ -18,8 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from docsight.broker import kafka_security
-from docsight.client import bootstrap_servers
+from docsight.broker import bootstrap_servers, kafka_security
 from docsight.vision.day_ledger import BudgetLedger
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from docsight.app import app, settings
-from docsight.broker import kafka_security
-from docsight.client import bootstrap_servers
+from docsight.broker import bootstrap_servers, kafka_security
 from docsight.streams.topics import budget_control
 from docsight.vision.worker_budget import ControlState
 

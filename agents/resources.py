@@ -1,4 +1,4 @@
-"""What the agents of one worker share: blob store, extraction pool, describer, budget, caches.
+"""What the agents of one worker share: blob store, extraction pool, the description service, budget, sinks.
 
 Built on first use (a worker that never ingests starts no docling processes)
 and closed when the app stops. The budget (``worker_budget``) follows the
@@ -50,13 +50,6 @@ def price_table():
     return load_price_table(settings.gemini_prices)
 
 
-@functools.cache
-def single_flight():
-    from docsight.cost import SingleFlight
-
-    return SingleFlight()
-
-
 # ---- the budget: one object per quota, built here, handed to the describer and the control follower ----
 
 def check_model_has_price() -> None:
@@ -64,14 +57,16 @@ def check_model_has_price() -> None:
     from docsight.config import SettingsError
     from docsight.cost.prices import UnknownModelError
 
+    model = settings.vision_model
+    variable = "OPENAI_MODEL" if settings.vision_provider == "openai" else "GEMINI_MODEL"
     try:
-        price_table().price(settings.gemini_model)
+        price_table().price(model)
     except UnknownModelError as error:
         raise SettingsError(
-            f"GEMINI_MODEL={settings.gemini_model!r} has no price, so its calls could not be counted against "
+            f"{variable}={model!r} has no price, so its calls could not be counted against "
             f"VISION_DAILY_BUDGET_USD; known models: {', '.join(error.known)}. Choose one of them or add its "
-            'price with GEMINI_PRICES, e.g. GEMINI_PRICES=\'{"' + settings.gemini_model
-            + '": {"input": 1.25, "output": 10.0}}\'') from None
+            'price with GEMINI_PRICES, e.g. GEMINI_PRICES=\'{"' + model
+            + '": {"input": 1.25, "output": 10.0}}\' (0 and 0 for a model you run yourself)') from None
 
 
 def base_budget():
@@ -103,15 +98,13 @@ def worker_budget():
     import socket
     import uuid
 
-    from docsight.vision.worker_budget import PriceTablePricing, WorkerBudget
+    from docsight.vision.worker_budget import WorkerBudget
 
     # one id per incarnation: a restarted worker's reservations and leases are its predecessor's, not its own
     worker = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    pricing = PriceTablePricing(price_table(), settings.gemini_model, settings.vision_max_output_tokens,
-                                settings.vision_thinking_budget)
     return WorkerBudget.build(
         base_budget(), total_partitions=settings.picture_partitions, log=ledger_log(), worker=worker,
-        group=settings.consumer_group, pricing=pricing, burst_size=settings.vision_burst_size,
+        group=settings.consumer_group, pricing=vision_provider().pricing, burst_size=settings.vision_burst_size,
         call_timeout_seconds=settings.vision_request_timeout_seconds)
 
 
@@ -122,25 +115,52 @@ def daily_spend_cap():
     return DailySpendCap(worker_budget().usd_per_day, worker_budget().cluster_spent)
 
 
+# ---- the description lane: provider → describer (budget, retries, breaker) → service (cache, accounting) ----
+
+@functools.cache
+def vision_provider():
+    """The model behind the port (VISION_PROVIDER): Gemini, or an OpenAI-compatible server."""
+    from docsight.vision.providers import build_provider
+
+    return build_provider(settings, price_table())
+
+
 @functools.cache
 def picture_describer():
     from docsight.vision.circuit_breaker import CircuitBreaker
     from docsight.vision.describer import PictureDescriber
-    from docsight.vision.gemini_client import GeminiClient
 
-    client = GeminiClient(
-        api_key=settings.gemini_api_key, model=settings.gemini_model, base_url=settings.gemini_base_url,
-        timeout_seconds=settings.vision_request_timeout_seconds,
-        max_output_tokens=settings.vision_max_output_tokens, thinking_budget=settings.vision_thinking_budget,
-        media_resolution=settings.vision_media_resolution or None)
     breaker = CircuitBreaker(failure_threshold=settings.vision_breaker_failures,
                              open_seconds=settings.vision_breaker_open_seconds)
     budget = worker_budget()
     return PictureDescriber(
-        client, budget.gate, breaker, settings.vision_retry_deadline_seconds,
+        vision_provider(), budget.gate, breaker, settings.vision_retry_deadline_seconds,
         on_unavailable=settings.vision_on_api_unavailable,
         fail_over_after_seconds=settings.vision_fail_over_after_seconds,
         on_daily_quota_exhausted=budget.requests_per_day.mark_exhausted_by_api)
+
+
+@functools.cache
+def description_service():
+    """Picture request → picture result: cache, single flight, budget, provider, price, accounting."""
+    from docsight.tables.descriptions import TableDescriptionCache
+    from docsight.vision.service import DescriptionService, PictureLimits
+
+    limits = PictureLimits(max_side_px=settings.vision_max_image_side_px,
+                           media_resolution=settings.vision_media_resolution or None,
+                           max_pixels=settings.vision_max_image_pixels)
+    return DescriptionService(vision_provider(), picture_describer(), TableDescriptionCache(), blob_store(),
+                              limits)
+
+
+# ---- where outcomes leave: the output topics, and the folder of DOCSIGHT_OUTPUT_DIR when set ----
+
+@functools.cache
+def outcome_sinks():
+    from docsight.sinks import FolderSink, Sinks, TopicSink
+
+    extra = [FolderSink(settings.output_dir, blob_store())] if settings.output_dir else []
+    return Sinks(TopicSink(blob_store()), extra)
 
 
 def apply_budget_override(override: dict | None) -> None:
@@ -246,7 +266,7 @@ class WorkerResources(mode.Service):
             extraction_pool().close()
         if worker_budget.cache_info().currsize:
             await worker_budget().close()
-        if picture_describer.cache_info().currsize:
-            await picture_describer().client.close()
+        if vision_provider.cache_info().currsize:
+            await vision_provider().close()
         if ledger_log.cache_info().currsize:
             await ledger_log().close()

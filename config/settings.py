@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     document_root: Path = _env(
         "DOCSIGHT_DOCUMENT_ROOT", Path("var/documents"),
         "Documents are read only from below this folder; events name files relative to it.")
+    output_dir: Path | None = _env(
+        "DOCSIGHT_OUTPUT_DIR", None,
+        "Also write each outcome to this folder, as docsight submit --output does: NAME.md and NAME.json for an "
+        "enriched document, NAME.failed.json for a failed one (NAME: the document id). The output topics are "
+        "written either way. Unset: topics only.")
     log_format: Literal["text", "json"] = _env(
         "DOCSIGHT_LOG_FORMAT", "text", "Worker logs: text, or json (one object per line with document_id and stage).")
     web_host: str = _env("DOCSIGHT_WEB_HOST", "127.0.0.1", "Address the worker's web server binds to.")
@@ -163,6 +168,23 @@ class Settings(BaseSettings):
     gemini_model: str = _env("GEMINI_MODEL", "gemini-2.5-flash", "Model that describes pictures.")
     gemini_base_url: str | None = _env(
         "GOOGLE_GEMINI_BASE_URL", None, "Gemini endpoint. Unset: Google's. The demo points it at the local server.")
+
+    # --- Vision provider -----------------------------------------------------
+    vision_provider: Literal["gemini", "openai"] = _env(
+        "VISION_PROVIDER", "gemini",
+        "Who describes pictures: gemini (google-genai, GEMINI_*) or openai (any OpenAI-compatible "
+        "chat-completions server: vLLM, Ollama, LiteLLM; OPENAI_*).")
+    openai_base_url: str | None = _env(
+        "OPENAI_BASE_URL", None,
+        "VISION_PROVIDER=openai: the API's base URL, the part before /chat/completions, e.g. "
+        "http://localhost:11434/v1 (Ollama) or http://vllm:8000/v1.")
+    openai_api_key: str = _env(
+        "OPENAI_API_KEY", "", "VISION_PROVIDER=openai: bearer token (empty: none sent). Never logged or exposed.",
+        repr=False)
+    openai_model: str | None = _env(
+        "OPENAI_MODEL", None,
+        "VISION_PROVIDER=openai: the model the server serves; it needs a price (GEMINI_PRICES, e.g. "
+        "{\"llava\": {\"input\": 0, \"output\": 0}} for a local model).")
 
     # --- Vision: pacing and retries ------------------------------------------
     vision_max_concurrent_per_consumer: int = _env(
@@ -294,6 +316,17 @@ class Settings(BaseSettings):
             raise ValueError("DOCSIGHT_KAFKA_SECURITY_PROTOCOL applies to a real Kafka; the embedded broker "
                              "speaks PLAINTEXT only")
         return self
+
+    @model_validator(mode="after")
+    def _openai_provider_is_complete(self) -> "Settings":
+        if self.vision_provider == "openai" and not (self.openai_base_url and self.openai_model):
+            raise ValueError("VISION_PROVIDER=openai needs OPENAI_BASE_URL and OPENAI_MODEL")
+        return self
+
+    @property
+    def vision_model(self) -> str:
+        """The model that describes pictures, whichever provider serves it."""
+        return self.openai_model if self.vision_provider == "openai" else self.gemini_model
 
     @property
     def consumer_group(self) -> str:

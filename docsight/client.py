@@ -18,16 +18,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from docsight.broker import kafka_security
+from docsight.broker import bootstrap_servers, kafka_security
 
 INPUT_TOPIC = "document-received"
 OUTPUT_TOPICS = ("document-enriched", "document-failed")
-
-
-def bootstrap_servers(broker_url: str) -> str:
-    """``kafka://host:port;kafka://host2:port`` → ``host:port,host2:port``."""
-    hosts = [part.strip().removeprefix("kafka://") for part in broker_url.replace(";", ",").split(",")]
-    return ",".join(host for host in hosts if host)
 
 
 def document_event(document_id: str, user_id: str, location: str, content_type: str | None = None) -> dict:

@@ -25,7 +25,7 @@ async def health(web: View, request: Request) -> Response:
 async def stats(web: View, request: Request) -> Response:
     """This worker's budget share, effective rate, breaker, calls in flight and cache size."""
     if settings.role == "ingest":
-        return web.json({"role": settings.role, "model": settings.gemini_model, "budget": None})
+        return web.json({"role": settings.role, "model": settings.vision_model, "budget": None})
     from docsight.agents.resources import daily_spend_cap, picture_describer, worker_budget
     from docsight.tables.descriptions import descriptions
 
@@ -33,7 +33,7 @@ async def stats(web: View, request: Request) -> Response:
     cap = daily_spend_cap()
     return web.json({
         "role": settings.role,
-        "model": settings.gemini_model,
+        "model": settings.vision_model,
         "budget": worker_budget().stats(),  # windows, hold-offs, the day's requests and dollars (ledger)
         "effective_requests_per_minute": describer.gate.effective_requests_per_minute,
         "circuit_breaker": describer.breaker.state.value,

@@ -3,7 +3,7 @@
 The ``documents`` table is partitioned across the workers: each one holds
 only its partitions' keys. ``/documents`` therefore asks every worker of the
 group for its share (``?scope=local``) and merges the answers (see
-:mod:`docsight.status_page.cluster` for how the workers are found).
+:mod:`docsight.peers` for how the workers are found).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from docsight.app import app
+from docsight.peers import gather_from_workers
 from docsight.streams.topics import document_updates
-from docsight.status_page.cluster import gather_from_workers
 
 from .document_state import DESCRIBING, ENRICHED, FAILED, RECEIVED, DocumentState
 from .documents import documents, load_state

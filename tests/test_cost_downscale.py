@@ -14,7 +14,7 @@ from docsight.cost.downscale import (
     fit_within,
     prepare_for_api,
 )
-from docsight.vision.image_tokens import image_tokens
+from docsight.cost.tokens import image_tokens
 
 
 def photo(width, height, mode="RGB", seed=1):

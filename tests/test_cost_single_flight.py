@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from docsight.cost.single_flight import SingleFlight, picture_key
+from docsight.cost.single_flight import SingleFlight
 
 
 class CountingCall:
@@ -23,7 +23,7 @@ class CountingCall:
 def test_two_concurrent_requests_for_one_picture_make_one_call():
     async def scenario():
         flight, call = SingleFlight(), CountingCall()
-        key = picture_key("ab" * 32, "gemini-2.5-flash", "v1")
+        key = ("ab" * 32, "gemini|gemini-2.5-flash|v2|0123456789abcdef")
         results = await asyncio.gather(flight.run(key, call), flight.run(key, call))
         return results, call.calls, flight
 
@@ -102,8 +102,3 @@ def test_the_call_is_cancelled_when_every_waiter_is_gone():
         return flight.in_flight
 
     assert asyncio.run(scenario()) == 0
-
-
-def test_picture_key_names_content_model_and_prompt():
-    assert picture_key("abc", "gemini-2.5-flash", "v2") == "abc:gemini-2.5-flash:v2"
-    assert picture_key("abc", "gemini-2.5-flash", "v1") != picture_key("abc", "gemini-2.5-flash", "v2")

@@ -14,17 +14,19 @@ import time
 import pytest
 from PIL import Image
 
-from docsight.cost.prices import DEFAULT_PRICES
+from docsight.cost.prices import DEFAULT_PRICES, PriceTablePricing
+from docsight.cost.tokens import image_tokens, text_tokens
 from docsight.gemini_server import GeminiServerConfig, running_gemini_server
 from docsight.observability.metrics import REGISTRY
 from docsight.vision.budget import ClusterBudget
 from docsight.vision.circuit_breaker import CircuitBreaker
 from docsight.vision.day_ledger import InMemoryLedgerLog
-from docsight.vision.describer import PictureDescriber, PreparedPicture
+from docsight.vision.describer import PictureDescriber
 from docsight.vision.gemini_client import GeminiClient
-from docsight.vision.image_tokens import image_tokens, text_tokens
+from docsight.vision.gemini_provider import GeminiProvider
 from docsight.vision.prompt import SYSTEM_INSTRUCTION, build_prompt
-from docsight.vision.worker_budget import PriceTablePricing, WorkerBudget
+from docsight.vision.provider import PreparedPicture
+from docsight.vision.worker_budget import WorkerBudget
 
 MODEL = "gemini-2.5-flash"
 KEY = "good-key"
@@ -50,7 +52,7 @@ def build(server, *, on_unavailable="wait", key=KEY, model=MODEL, rpm=600.0, tpm
         total_partitions=6, log=log, worker="worker-a", group="test",
         pricing=PriceTablePricing(DEFAULT_PRICES, model, 256, 0))
     budget.gate.assign(range(6), 1)
-    describer = PictureDescriber(client, budget.gate, CircuitBreaker(failure_threshold=3, open_seconds=0.2),
+    describer = PictureDescriber(GeminiProvider(client, DEFAULT_PRICES), budget.gate, CircuitBreaker(failure_threshold=3, open_seconds=0.2),
                                  retry_deadline_seconds=20, on_unavailable=on_unavailable,
                                  fail_over_after_seconds=5,
                                  on_daily_quota_exhausted=budget.requests_per_day.mark_exhausted_by_api)
@@ -73,9 +75,8 @@ async def still_waiting(task: asyncio.Task, seconds: float = 0.6) -> bool:
 def test_the_servers_count_differs_from_the_estimate_and_replaces_it():
     async def scenario(server):
         describer, budget = build(server, tpm=60_000)
-        caption = "Quarterly revenue by region, 2024-2025 (in millions of euros)"
-        outcome = await describer.describe(picture(), caption=caption)
-        estimate = 258 + text_tokens(build_prompt(caption)) + text_tokens(SYSTEM_INSTRUCTION)
+        outcome = await describer.describe(picture(), build_prompt())
+        estimate = 258 + text_tokens(build_prompt()) + text_tokens(SYSTEM_INSTRUCTION)
         return outcome, estimate, budget.gate.stats(), server.stats()
 
     outcome, estimate, stats, server_stats = run(scenario)
@@ -90,11 +91,11 @@ def test_the_servers_count_differs_from_the_estimate_and_replaces_it():
 def test_wait_holds_pictures_for_an_invalid_key_until_resumed():
     async def scenario(server):
         describer, budget = build(server, key="rotated-key")
-        task = asyncio.ensure_future(describer.describe(picture()))
+        task = asyncio.ensure_future(describer.describe(picture(), build_prompt()))
         held = await still_waiting(task)
         calls = server.stats()["calls_received"]
         alarm = blocked("invalid_api_key")
-        later = asyncio.ensure_future(describer.describe(picture(colour=(1, 2, 3))))
+        later = asyncio.ensure_future(describer.describe(picture(colour=(1, 2, 3)), build_prompt()))
         also_held = await still_waiting(later)
         no_more_calls = server.stats()["calls_received"] == calls
         server.control({"api_keys": [KEY, "rotated-key"]})  # the key is valid again
@@ -110,8 +111,8 @@ def test_wait_holds_pictures_for_an_invalid_key_until_resumed():
 def test_fail_over_fails_an_invalid_key_at_once_and_calls_no_more():
     async def scenario(server):
         describer, _ = build(server, key="rotated-key", on_unavailable="fail_over")
-        first = await describer.describe(picture())
-        second = await describer.describe(picture(colour=(5, 5, 5)))
+        first = await describer.describe(picture(), build_prompt())
+        second = await describer.describe(picture(colour=(5, 5, 5)), build_prompt())
         return first, second, server.stats()["calls_received"]
 
     first, second, calls = run(scenario)
@@ -123,7 +124,7 @@ def test_fail_over_fails_an_invalid_key_at_once_and_calls_no_more():
 def test_wait_holds_pictures_for_an_unknown_model():
     async def scenario(server):
         describer, _ = build(server, model="gemini-2.5-flash-lite")
-        task = asyncio.ensure_future(describer.describe(picture()))
+        task = asyncio.ensure_future(describer.describe(picture(), build_prompt()))
         held = await still_waiting(task)
         alarm = blocked("model_not_found")
         task.cancel()
@@ -137,8 +138,8 @@ def test_a_per_day_429_holds_calls_instead_of_following_its_retry_info():
     async def scenario(server):
         records: list[dict] = []
         describer, budget = build(server, records=records)
-        first = await describer.describe(picture())
-        task = asyncio.ensure_future(describer.describe(picture(colour=(9, 9, 9))))
+        first = await describer.describe(picture(), build_prompt())
+        task = asyncio.ensure_future(describer.describe(picture(colour=(9, 9, 9)), build_prompt()))
         held = await still_waiting(task, 2.5)  # RetryInfo says 1 s: a per-minute 429 would be retried by now
         calls_while_held = server.stats()["calls_received"]
         marked = [r["kind"] for r in records if r["kind"] == "exhausted"]
@@ -159,7 +160,7 @@ def test_a_per_day_429_fails_over_at_once_with_its_reason():
     async def scenario(server):
         describer, _ = build(server, on_unavailable="fail_over")
         started = time.monotonic()
-        outcome = await describer.describe(picture())
+        outcome = await describer.describe(picture(), build_prompt())
         return outcome, time.monotonic() - started, server.stats()["calls_received"]
 
     config = GeminiServerConfig(api_keys=frozenset({KEY}))
@@ -178,7 +179,7 @@ def test_a_per_minute_429_still_follows_retry_info():
         describer, _ = build(server)
         server.control({"enqueue": [{"kind": "429", "quota": "rpm", "retry_delay_s": 1}]})
         started = time.monotonic()
-        outcome = await describer.describe(picture())
+        outcome = await describer.describe(picture(), build_prompt())
         return outcome, time.monotonic() - started
 
     outcome, seconds = run(scenario)
@@ -188,8 +189,8 @@ def test_a_per_minute_429_still_follows_retry_info():
 def test_a_picture_waiting_for_the_budget_is_handed_back_when_a_rebalance_starts():
     async def scenario(server):
         describer, budget = build(server, rpm=1)  # one call a minute for the whole cluster
-        first = await describer.describe(picture())
-        waiting = asyncio.ensure_future(describer.describe(picture(colour=(3, 3, 3))))
+        first = await describer.describe(picture(), build_prompt())
+        waiting = asyncio.ensure_future(describer.describe(picture(colour=(3, 3, 3)), build_prompt()))
         await asyncio.sleep(0.3)
         budget.gate.start_draining()
         return first, await asyncio.wait_for(waiting, 5), server.stats()["calls_received"]

@@ -4,7 +4,7 @@ import pytest
 
 from docsight.config import SettingsError, load_settings
 from docsight.storage import BlobNotFound, BlobStore, sha256_hex
-from docsight.vision.image_tokens import image_tokens, text_tokens
+from docsight.cost.tokens import image_tokens, text_tokens
 
 
 def test_settings_read_the_seed_names(monkeypatch):

@@ -158,7 +158,7 @@ async def _slowest_call(base_url: str, photos: list[bytes]) -> float:
     """Every picture called at once, as docsight would send it; the longest call."""
     client = GeminiClient(api_key=LOCAL_API_KEY, model="gemini-2.5-flash", base_url=base_url)
     prepared = [prepare_for_api(photo, "image/jpeg") for photo in photos]
-    prompt = build_prompt("", "Paragraph text around the picture.", None)
+    prompt = build_prompt()
 
     async def one(picture) -> float:
         started = time.perf_counter()

@@ -143,3 +143,9 @@ def kafka_security() -> dict:
     from docsight.config import get_settings
 
     return aiokafka_security_options(KafkaClientOptions.from_settings(get_settings()))
+
+
+def bootstrap_servers(broker_url: str) -> str:
+    """``kafka://host:port;kafka://host2:port`` → ``host:port,host2:port`` (what aiokafka clients take)."""
+    hosts = [part.strip().removeprefix("kafka://") for part in broker_url.replace(";", ",").split(",")]
+    return ",".join(host for host in hosts if host)

@@ -1,4 +1,4 @@
-"""Cost control for the vision step: prices, picture filters, downscaling, estimates, single flight.
+"""Cost control for the vision step: prices, token rules, picture filters, downscaling, estimates, single flight.
 
 Pure building blocks with no Kafka or Gemini dependency, so each is unit-tested alone.
 """
@@ -27,17 +27,18 @@ from docsight.cost.prices import (
     ModelPrice,
     PriceTable,
     PriceTableError,
+    PriceTablePricing,
     UnknownModelError,
     call_cost,
     load_price_table,
 )
-from docsight.cost.single_flight import SingleFlight, picture_key
+from docsight.cost.single_flight import SingleFlight
 
 __all__ = [
     "DEFAULT_PRICES", "DecompressionBombError", "Decision", "Estimate", "FilterPolicy",
     "ImageRejectedError", "ModelPrice", "PictureFacts", "PreparedImage", "PriceTable",
-    "PriceTableError", "SampledPicture", "SavingsReport", "SingleFlight", "SkipReason", "Step",
+    "PriceTableError", "PriceTablePricing", "SampledPicture", "SavingsReport", "SingleFlight", "SkipReason", "Step",
     "UnknownModelError", "UnreadableImageError", "call_cost", "design_note_scenarios",
     "estimate_daily_cost", "estimate_from_pictures", "fit_within", "load_price_table",
-    "picture_key", "prepare_for_api", "render_scenarios", "select_pictures",
+    "prepare_for_api", "render_scenarios", "select_pictures",
 ]

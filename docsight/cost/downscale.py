@@ -1,6 +1,6 @@
 """Shrink a picture to the fewest Gemini tiles that still show what a description needs.
 
-Why 768 px on the longest side (see docsight.vision.image_tokens): a picture with
+Why 768 px on the longest side (see docsight.cost.tokens): a picture with
 both sides <= 384 px costs 258 tokens, a larger one ceil(w/768) x ceil(h/768)
 tiles of 258 tokens. Any picture that fits in 768x768 is therefore one tile,
 258 tokens, the same as a 384 px thumbnail: 768 is the largest size at the
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from docsight.vision.image_tokens import TILE_SIDE, image_tokens
+from docsight.cost.tokens import TILE_SIDE, image_tokens
 
 DEFAULT_MAX_SIDE = TILE_SIDE
 # Same bound as the extraction's ExtractionLimits.max_picture_pixels: 50 Mpx is about

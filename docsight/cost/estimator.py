@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 from docsight.cost.downscale import DEFAULT_MAX_SIDE, fit_within
 from docsight.cost.filters import FilterPolicy, PictureFacts, SkipReason, select_pictures
 from docsight.cost.prices import DEFAULT_PRICES, PriceTable
-from docsight.vision.image_tokens import image_tokens
+from docsight.cost.tokens import image_tokens
 
 DAYS_PER_MONTH = 30
 # System instruction (~80 tokens) plus the request with caption and ~600 characters of

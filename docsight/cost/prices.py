@@ -173,3 +173,21 @@ def _price(where: str, name: str, value: object) -> Decimal:
 def _model_name(model: str) -> str:
     # The API names models "models/gemini-2.5-flash"; the SDK accepts both spellings.
     return model.strip().removeprefix("models/")
+
+
+class PriceTablePricing:
+    """One model's calls priced from the table: the most a call can cost (every output token used, the
+    whole thinking budget) before it goes, and what it cost after (the budget's ``CallPricing``)."""
+
+    def __init__(self, prices: PriceTable, model: str, max_output_tokens: int, thinking_budget: int | None) -> None:
+        self._prices = prices
+        self._model = model
+        self._max_output_tokens = max_output_tokens
+        self._thinking_budget = thinking_budget or 0
+
+    def max_cost(self, estimated_input_tokens: int) -> float:
+        return float(self._prices.cost(self._model, estimated_input_tokens, self._max_output_tokens,
+                                       self._thinking_budget))
+
+    def cost(self, input_tokens: int, output_tokens: int, thinking_tokens: int) -> float:
+        return float(self._prices.cost(self._model, input_tokens, output_tokens, thinking_tokens))

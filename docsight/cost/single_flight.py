@@ -15,11 +15,6 @@ from typing import Awaitable, Callable, Generic, Hashable, TypeVar
 T = TypeVar("T")
 
 
-def picture_key(sha256: str, model: str, prompt_version: str) -> str:
-    """One description per picture content, model and prompt wording."""
-    return f"{sha256}:{model}:{prompt_version}"
-
-
 @dataclass
 class _Flight:
     task: asyncio.Task

@@ -18,8 +18,7 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from docsight.app import app, settings
-
-from .cluster import gather_from_workers
+from docsight.peers import gather_from_workers
 
 # the worst state wins the cluster's summary
 BREAKER_SEVERITY = {"closed": 0, "half_open": 1, "open": 2, "alarm": 3}

@@ -1,1 +1,1 @@
-"""Describing pictures with Gemini: client, token rules, budgets and retries."""
+"""Describing pictures: the description service, the provider port and its providers, prompt, budgets, retries."""

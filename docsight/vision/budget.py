@@ -59,8 +59,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Collection, Iterable, Protocol
 
+from docsight.cost.tokens import image_tokens, text_tokens
+
 from .adaptive_rate import AdaptiveRate
-from .image_tokens import image_tokens, text_tokens
 
 DEFAULT_WINDOW_SECONDS = 60.0
 # wall clocks of two workers may differ a little; a hold-off adds this much

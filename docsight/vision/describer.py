@@ -1,4 +1,4 @@
-"""Describe one picture: prepare it, pass the cluster budget, call Gemini, retry, fail over or wait.
+"""Describe one prepared picture: pass the cluster budget, call the provider, retry, fail over or wait.
 
 Never raises for an API problem: every picture ends ``described`` or ``failed`` with a reason, so its
 document can complete, or ``requeue`` when a rebalance took its partition while it waited (the agent
@@ -26,14 +26,11 @@ from docsight import observability as metrics
 
 from .budget import BudgetGate, BudgetRevoked, CallOverBudget, DailyBudgetExhausted, seconds_until_daily_reset
 from .circuit_breaker import BreakerState, CircuitBreaker
-from .gemini_client import GeminiClient
-from .image_tokens import text_tokens
-from .prompt import SYSTEM_INSTRUCTION, build_prompt
-from .retry_policy import Action, classify, retry_wait
+from .provider import BLOCKED_FINISH_REASONS, PreparedPicture, VisionProvider
+from .retry_policy import Action, Verdict, retry_wait
 
 log = logging.getLogger(__name__)
 
-BLOCKED_FINISH_REASONS = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY", "RECITATION", "OTHER"}
 FAIL_OVER, WAIT = "fail_over", "wait"
 REQUEUE = "requeue"
 _ALARM = "alarm"
@@ -53,21 +50,22 @@ class Outcome:
     model: str = ""
 
 
-@dataclass(frozen=True)
-class PreparedPicture:
-    data: bytes
-    mime_type: str
-    estimated_image_tokens: int
+class _CallFailed(Exception):
+    """The provider's call raised; ``verdict`` is its classification (made once, inside the budget slot)."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.reason)
+        self.verdict = verdict
 
 
 class PictureDescriber:
-    def __init__(self, client: GeminiClient, gate: BudgetGate, breaker: CircuitBreaker,
+    def __init__(self, provider: VisionProvider, gate: BudgetGate, breaker: CircuitBreaker,
                  retry_deadline_seconds: float, on_unavailable: str = FAIL_OVER,
                  fail_over_after_seconds: float = 120.0, rng: random.Random | None = None, *,
                  on_daily_quota_exhausted: Callable[[], Awaitable[None]] | None = None,
                  on_resume: Callable[[], None] | None = None,
                  seconds_to_day_reset: Callable[[], float] = seconds_until_daily_reset) -> None:
-        self.client = client
+        self.provider = provider
         self.gate = gate
         self.breaker = breaker
         self.retry_deadline_seconds = retry_deadline_seconds
@@ -128,19 +126,16 @@ class PictureDescriber:
 
     # ---- one picture ---------------------------------------------------------
 
-    async def describe(self, picture: PreparedPicture, caption: str = "", context: str = "",
-                       location: str | None = None) -> Outcome:
+    async def describe(self, picture: PreparedPicture, prompt: str) -> Outcome:
         started = time.monotonic()
         try:
-            return await self._describe(picture, caption, context, location, started)
+            return await self._describe(picture, prompt, started)
         except BudgetRevoked:
             return Outcome(status=REQUEUE, reason="rebalance", latency_seconds=time.monotonic() - started,
-                           model=self.client.model)
+                           model=self.provider.model)
 
-    async def _describe(self, picture: PreparedPicture, caption: str, context: str, location: str | None,
-                        started: float) -> Outcome:
-        prompt = build_prompt(caption, context, location)
-        estimated_tokens = picture.estimated_image_tokens + text_tokens(prompt) + text_tokens(SYSTEM_INSTRUCTION)
+    async def _describe(self, picture: PreparedPicture, prompt: str, started: float) -> Outcome:
+        estimated_tokens = self.provider.estimate_input_tokens(picture, prompt)
         deadline = started + self.retry_deadline_seconds
         attempt = 0
         while True:
@@ -166,11 +161,12 @@ class PictureDescriber:
                     call_started = time.monotonic()
                     try:
                         with metrics.api_call_in_flight():
-                            answer = await self.client.describe(picture.data, picture.mime_type, prompt)
-                    except Exception as error:  # noqa: BLE001 - classified below, once the slot is given back
-                        if getattr(error, "code", None):
+                            answer = await self.provider.describe(picture, prompt)
+                    except Exception as error:  # noqa: BLE001 - handled below, once the slot is given back
+                        verdict = self.provider.classify(error)
+                        if verdict.answered:
                             slot.refund_cost()  # the API answered with an error: nothing billed
-                        raise
+                        raise _CallFailed(verdict) from error
                     slot.reconcile(answer.input_tokens, answer.output_tokens, answer.thinking_tokens)
             except BudgetRevoked:
                 raise
@@ -183,14 +179,14 @@ class PictureDescriber:
             except CallOverBudget as too_big:
                 log.warning("picture over the token budget: %s", too_big)
                 return self._outcome("failed", reason="over_token_budget", attempts=attempt, started=started)
-            except Exception as error:  # noqa: BLE001 - classify decides; unknown errors fail the picture
-                verdict = classify(error)
+            except Exception as error:  # noqa: BLE001 - the provider classifies; unknown errors fail the picture
+                verdict = error.verdict if isinstance(error, _CallFailed) else self.provider.classify(error)
                 metrics.observe_api_call(verdict.reason, time.monotonic() - call_started)
                 self.breaker.record_verdict(verdict)
                 metrics.set_circuit_state(self.breaker.state)
                 if verdict.action is Action.ALARM:
                     metrics.set_api_key_invalid(verdict.reason in ("invalid_api_key", "permission_denied"))
-                    log.error("Gemini refused the API key or model (%s): no more calls until it is fixed "
+                    log.error("the vision API refused the API key or model (%s): no more calls until it is fixed "
                               "(docsight control resume) or the worker restarts", verdict.reason)
                     if self.on_unavailable == FAIL_OVER:
                         return self._outcome("failed", reason=verdict.reason, attempts=attempt, started=started)
@@ -255,4 +251,4 @@ class PictureDescriber:
 
     def _outcome(self, status: str, *, attempts: int, started: float, **fields) -> Outcome:
         return Outcome(status=status, attempts=attempts, latency_seconds=time.monotonic() - started,
-                       model=self.client.model, **fields)
+                       model=self.provider.model, **fields)

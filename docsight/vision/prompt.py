@@ -1,12 +1,19 @@
-"""What docsight asks Gemini about a picture (the seed's ``describe_image(image, context)``).
+"""What docsight asks a vision model about a picture: the picture alone, no text of its document.
 
-Bump PROMPT_VERSION whenever the wording changes: cached descriptions are
-keyed by it, so a new prompt describes pictures again.
+Context-free by design: a description depends on the picture's pixels, the model and this wording
+only, so one picture has one description wherever it appears (the cache serves it to every document
+that holds the picture) and no text of one document can reach another's output. The caption and
+the text around the picture stay next to the description in the enriched markdown; the provider
+never receives them. The README's "description cache" paragraph has the figures behind the choice.
+
+Bump PROMPT_VERSION whenever the wording changes: cached descriptions are keyed by it (and by a
+digest of the prompt itself), so a new prompt describes pictures again.
 """
 
 from __future__ import annotations
 
-PROMPT_VERSION = "v1"
+# v1 carried the caption and nearby text; its cached descriptions may hold another document's text
+PROMPT_VERSION = "v2"
 
 SYSTEM_INSTRUCTION = (
     "You describe pictures taken from business documents for people who cannot see them "
@@ -14,16 +21,11 @@ SYSTEM_INSTRUCTION = (
     "numbers, labels and trends that matter, and do not speculate beyond what is visible."
 )
 
-MAX_CAPTION_CHARS = 300
-MAX_CONTEXT_CHARS = 1200
+PROMPT = "Describe this picture from a document in two to four sentences."
+
+TEMPERATURE = 0.2
 
 
-def build_prompt(caption: str = "", context: str = "", location: str | None = None) -> str:
-    lines = ["Describe this picture from a document in two to four sentences."]
-    if location:
-        lines.append(f"Position: {location}")
-    if caption:
-        lines.append(f"Caption: {caption[:MAX_CAPTION_CHARS]}")
-    if context:
-        lines.append(f"Nearby text: {context[:MAX_CONTEXT_CHARS]}")
-    return "\n".join(lines)
+def build_prompt() -> str:
+    """The user prompt sent with every picture (the same for all: see the module's docstring)."""
+    return PROMPT

@@ -9,7 +9,7 @@ import asyncio
 import enum
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from google.genai import errors as genai_errors
 
@@ -34,6 +34,7 @@ class Verdict:
     retry_after: float | None = None   # the API's RetryInfo, when it gave one
     quota_exceeded: bool = False        # a 429: the shared quota is spent
     daily_quota: bool = False           # ... and it is a per-day quota: waiting minutes will not help
+    answered: bool = False              # the API answered (with an error): the call was not billed
 
 
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)s\s*$")
@@ -68,7 +69,7 @@ def is_per_day_quota(details) -> bool:
     return False
 
 
-def _error_reason(details) -> str | None:
+def error_reason(details) -> str | None:
     error = details.get("error") if isinstance(details, dict) else None
     for item in (error or {}).get("details") or []:
         if isinstance(item, dict) and item.get("reason"):
@@ -77,29 +78,34 @@ def _error_reason(details) -> str | None:
 
 
 def classify(error: BaseException) -> Verdict:
+    """Gemini's errors (google-genai); ``openai_provider.classify`` reads an OpenAI-compatible server's."""
     if isinstance(error, genai_errors.APIError):
-        code = error.code or 0
-        if code == 429:
-            if is_per_day_quota(error.details):
-                return Verdict(Action.RETRY, "daily_quota_exhausted", parse_retry_delay(error.details),
-                               quota_exceeded=True, daily_quota=True)
-            return Verdict(Action.RETRY, "rate_limited", parse_retry_delay(error.details), quota_exceeded=True)
-        if code in (408,) or code >= 500:
-            return Verdict(Action.RETRY, "server_error" if code >= 500 else "timeout", parse_retry_delay(error.details))
-        if code in (401, 403) or _error_reason(error.details) == "API_KEY_INVALID":
-            return Verdict(Action.ALARM, "invalid_api_key" if code != 403 else "permission_denied")
-        if code == 400:
-            return Verdict(Action.FAIL_PICTURE, "invalid_image" if "image" in (error.message or "").lower()
-                           else "invalid_request")
-        if code == 404:
-            return Verdict(Action.ALARM, "model_not_found")
-        return Verdict(Action.FAIL_PICTURE, f"http_{code}")
+        return replace(_classify_api_error(error), answered=bool(error.code))
     if isinstance(error, (asyncio.TimeoutError, TimeoutError)):
         return Verdict(Action.RETRY, "timeout")
     if isinstance(error, (ConnectionError, OSError, _httpx.TransportError, aiohttp.ClientError)):
         return Verdict(Action.RETRY, "connection_error")
     # Anything else is a bug or an SDK surprise: fail the picture, never the stream.
     return Verdict(Action.FAIL_PICTURE, f"unexpected_error: {type(error).__name__}")
+
+
+def _classify_api_error(error: genai_errors.APIError) -> Verdict:
+    code = error.code or 0
+    if code == 429:
+        if is_per_day_quota(error.details):
+            return Verdict(Action.RETRY, "daily_quota_exhausted", parse_retry_delay(error.details),
+                           quota_exceeded=True, daily_quota=True)
+        return Verdict(Action.RETRY, "rate_limited", parse_retry_delay(error.details), quota_exceeded=True)
+    if code in (408,) or code >= 500:
+        return Verdict(Action.RETRY, "server_error" if code >= 500 else "timeout", parse_retry_delay(error.details))
+    if code in (401, 403) or error_reason(error.details) == "API_KEY_INVALID":
+        return Verdict(Action.ALARM, "invalid_api_key" if code != 403 else "permission_denied")
+    if code == 400:
+        return Verdict(Action.FAIL_PICTURE, "invalid_image" if "image" in (error.message or "").lower()
+                       else "invalid_request")
+    if code == 404:
+        return Verdict(Action.ALARM, "model_not_found")
+    return Verdict(Action.FAIL_PICTURE, f"http_{code}")
 
 
 def backoff_delay(attempt: int, base: float = 1.0, cap: float = 60.0, rng: random.Random | None = None) -> float:

@@ -29,23 +29,6 @@ BLOCK_SHARE_OF_DAY = 1 / 50
 LEASE_SECONDS = 10.0
 
 
-class PriceTablePricing:
-    """A call's cost from the price table: the most it can cost (every output token used) and what it cost."""
-
-    def __init__(self, prices, model: str, max_output_tokens: int, thinking_budget: int | None) -> None:
-        self._prices = prices
-        self._model = model
-        self._max_output_tokens = max_output_tokens
-        self._thinking_budget = thinking_budget or 0
-
-    def max_cost(self, estimated_input_tokens: int) -> float:
-        return float(self._prices.cost(self._model, estimated_input_tokens, self._max_output_tokens,
-                                       self._thinking_budget))
-
-    def cost(self, input_tokens: int, output_tokens: int, thinking_tokens: int) -> float:
-        return float(self._prices.cost(self._model, input_tokens, output_tokens, thinking_tokens))
-
-
 BUDGET_FIELDS = ("requests_per_minute", "tokens_per_minute", "requests_per_day", "daily_budget_usd")
 
 

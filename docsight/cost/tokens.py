@@ -1,8 +1,11 @@
-"""Gemini's rule for what a picture costs in input tokens.
+"""Gemini's rule for what a picture costs in input tokens, and the text estimate.
 
 Both sides <= 384 px: 258 tokens. Larger pictures are cut into 768x768 tiles
 of 258 tokens each. ``media_resolution`` LOW caps a picture at 64 tokens,
 MEDIUM at 256 (see ai.google.dev token docs, summarised in the shared notes).
+The budget charges these estimates before a call and reconciles them with
+the provider's usage after it, so another provider's own rule only shifts
+the estimate, never the count.
 """
 
 from __future__ import annotations

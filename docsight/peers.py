@@ -1,4 +1,7 @@
-"""Ask every worker of this worker's consumer group for a JSON view, and say which ones did not answer.
+"""The other workers of this one's consumer group: ask each for a JSON view, say which ones did not answer.
+
+Used by the web views that cover the whole cluster (``/documents`` in ``docsight.tables.views``, the
+status page's ``/status/stats``), so it sits beside them in the worker, under neither.
 
 Faust's partition assignor gives every member, on each rebalance, the web URL
 and table partitions of all members (``app.router.tables_metadata()``, the
