@@ -31,18 +31,17 @@ class Sinks:
 
     async def enriched(self, outcome: DocumentEnriched) -> None:
         await self.required.enriched(outcome)
-        for sink in self.extra:
-            try:
-                await sink.enriched(outcome)
-            except Exception:  # noqa: BLE001 - the outcome already left by the required sink
-                log.exception("sink %s could not take the outcome of document %s", sink.name, outcome.document_id,
-                              extra={"document_id": outcome.document_id, "stage": "sink"})
+        await self._extras("enriched", outcome)
 
     async def failed(self, failure: DocumentFailed) -> None:
         await self.required.failed(failure)
+        await self._extras("failed", failure)
+
+    async def _extras(self, kind: str, record) -> None:
         for sink in self.extra:
             try:
-                await sink.failed(failure)
+                await getattr(sink, kind)(record)
             except Exception:  # noqa: BLE001 - the outcome already left by the required sink
-                log.exception("sink %s could not take the failure of document %s", sink.name, failure.document_id,
-                              extra={"document_id": failure.document_id, "stage": "sink"})
+                what = "outcome" if kind == "enriched" else "failure"
+                log.exception("sink %s could not take the %s of document %s", sink.name, what, record.document_id,
+                              extra={"document_id": record.document_id, "stage": "sink"})

@@ -179,8 +179,7 @@ class BudgetLedger:
         for worker, marks in self._marks.items():
             if worker == me:
                 continue
-            before = [m for m in marks
-                      if m.group != group or m.generation is None or generation is None or m.generation < generation]
+            before = _marks_before(marks, group, generation)
             if not before:
                 continue
             last = before[-1]
@@ -209,8 +208,7 @@ class BudgetLedger:
         for worker, marks in self._marks.items():
             if worker == me:
                 continue
-            before = [m for m in marks
-                      if m.group != group or m.generation is None or generation is None or m.generation < generation]
+            before = _marks_before(marks, group, generation)
             if not before:
                 continue
             last = before[-1]
@@ -496,3 +494,9 @@ def ledger_hold_oracle(log: LedgerLog, worker: str, group: str, window_seconds: 
                                           call_timeout_seconds)
 
     return holds
+
+
+def _marks_before(marks, group: str, generation: int | None) -> list:
+    """A worker's marks published before ``generation`` of ``group`` (all of another group's)."""
+    return [m for m in marks
+            if m.group != group or m.generation is None or generation is None or m.generation < generation]
