@@ -78,6 +78,9 @@ class ChaosOptions:
     duration: float = 90.0             # seconds over which the documents are submitted
     seed: int = 1
     rpm: int = 120                     # the server's quota, and the cluster's budget
+    # The quota's window. Shorter than Gemini's 60 s scales the minute down (rpm x window / 60 calls per
+    # window) so the budget's hold-off after a kill (request timeout plus a window) fits a short drill.
+    window_seconds: float = 60.0
     latency_ms: float = 400.0
     jitter_ms: float = 200.0
     max_pictures: int = MAX_PICTURES
@@ -96,6 +99,8 @@ class ChaosOptions:
         for name in ("rounds", "outages", "max_pictures"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more")
+        if self.window_seconds <= 0:
+            raise ValueError("window_seconds must be positive")
         if self.duration < 0 or self.stall_seconds <= 0:
             raise ValueError("duration must be 0 or more and stall_seconds positive")
 
@@ -560,7 +565,8 @@ class ChaosCluster:
         self.options = options
         self.log = log
         self.port = free_port()
-        env = {**CHAOS_WORKER_ENV, "VISION_RATE_LIMIT_PER_MINUTE": str(options.rpm), **options.worker_env}
+        env = {**CHAOS_WORKER_ENV, "VISION_RATE_LIMIT_PER_MINUTE": str(options.rpm),
+               "VISION_QUOTA_WINDOW_SECONDS": f"{options.window_seconds:g}", **options.worker_env}
         self.cluster = LocalCluster(workdir, document_root=document_root, env=env,
                                     gemini_base_url=f"http://127.0.0.1:{self.port}", gemini_api_key=LOCAL_API_KEY)
         self.gemini = None
@@ -580,8 +586,10 @@ class ChaosCluster:
     def start_gemini(self, attempts: int = 20) -> None:
         from docsight.gemini_server import GeminiServerConfig, GeminiServerThread
 
-        config = GeminiServerConfig(port=self.port, rpm=self.options.rpm, latency_ms=self.options.latency_ms,
-                                    jitter_ms=self.options.jitter_ms, seed=self.options.seed)
+        per_window = max(1, int(self.options.rpm * self.options.window_seconds / 60.0))
+        config = GeminiServerConfig(port=self.port, rpm=per_window, window_seconds=self.options.window_seconds,
+                                    latency_ms=self.options.latency_ms, jitter_ms=self.options.jitter_ms,
+                                    seed=self.options.seed)
         for _ in range(attempts):
             server = GeminiServerThread(config)
             try:

@@ -213,9 +213,11 @@ def test_the_command_has_help_with_an_example():
 @pytest.mark.cluster
 @pytest.mark.slow
 def test_kills_and_an_outage_with_pictures_in_flight_lose_and_double_nothing(tmp_path):
+    # 30 calls per 6 s window: the budget's hold-off after a SIGKILL (request timeout + a window) is ~20 s
     options = ChaosOptions(workers=2, rounds=3, outages=1, documents=10, duration=40, seed=11, rpm=300,
-                           max_pictures=30, min_in_flight=2, trigger_timeout=20, stall_seconds=40, baseline=False,
-                           workdir=tmp_path / "chaos")
+                           window_seconds=6, max_pictures=30, min_in_flight=2, trigger_timeout=20, stall_seconds=60,
+                           baseline=False, workdir=tmp_path / "chaos",
+                           worker_env={"VISION_REQUEST_TIMEOUT_SECONDS": "10"})
     report = run_chaos(options)
     result = report.chaos
     text = report.render()

@@ -33,6 +33,9 @@ def register(subcommands) -> None:
     parser.add_argument("--seed", type=int, default=1, help="fixes the corpus and the fault plan (default: 1)")
     parser.add_argument("--rpm", type=int, default=120,
                         help="the Gemini server's quota and the cluster's budget, requests/min (default: 120)")
+    parser.add_argument("--window-seconds", type=float, default=60.0,
+                        help="the quota's window; shorter scales the minute down, and with it the budget's "
+                             "hold-off after a kill (default: 60, Gemini's)")
     parser.add_argument("--latency-ms", type=float, default=400.0, help="Gemini answer latency (default: 400)")
     parser.add_argument("--jitter-ms", type=float, default=200.0, help="± around the latency (default: 200)")
     parser.add_argument("--max-pictures", type=int, default=50, help="pictures per document at most (default: 50)")
@@ -60,7 +63,8 @@ def run(args) -> int:
         worker_env[name] = value
     options = ChaosOptions(
         workers=args.workers, rounds=args.rounds, outages=args.outages, documents=args.documents,
-        duration=args.duration, seed=args.seed, rpm=args.rpm, latency_ms=args.latency_ms, jitter_ms=args.jitter_ms,
+        duration=args.duration, seed=args.seed, rpm=args.rpm, window_seconds=args.window_seconds,
+        latency_ms=args.latency_ms, jitter_ms=args.jitter_ms,
         max_pictures=args.max_pictures, min_in_flight=args.min_in_flight, stall_seconds=args.stall_seconds,
         baseline=not args.no_baseline, workdir=args.workdir, worker_env=worker_env)
 
