@@ -114,15 +114,15 @@ def test_a_worker_killed_before_its_first_commit_loses_nothing_to_its_successor(
     """The issue-11 drill in short: the killed worker's partitions have no committed offset yet, and a worker
     that joins takes them over while a busy survivor rebalances. Before docsight.broker.faust_transport the
     successor never read the records Faust had dropped during the rebalance (documents stranded for good)."""
-    cluster = make_cluster(workers=2, env={"VISION_RATE_LIMIT_PER_MINUTE": "120"},
-                           gemini_config=GeminiServerConfig(rpm=120, latency_ms=400, jitter_ms=200, seed=11))
-    events = markdown_events(cluster, documents=30, pictures=3, prefix="takeover")
+    cluster = make_cluster(workers=2, env={"VISION_RATE_LIMIT_PER_MINUTE": "300"},
+                           gemini_config=GeminiServerConfig(rpm=300, latency_ms=400, jitter_ms=200, seed=11))
+    events = markdown_events(cluster, documents=30, pictures=2, prefix="takeover")
     submit(cluster, events)
     time.sleep(3)  # the victim has fetched its share and committed nothing on most partitions
     cluster.stop_worker("worker2", kill=True)
     cluster.start_worker("worker3")
 
-    outcomes = outcomes_of(cluster, events, timeout=240)
+    outcomes = outcomes_of(cluster, events, timeout=300)
     assert len(outcomes) == len(events), cluster.workers["worker3"].log_tail()
     assert all(outcome.enriched for outcome in outcomes.values())
     report = audit_of(cluster)

@@ -162,6 +162,7 @@ def test_three_hosts_share_broker_and_store_and_lose_nothing_when_one_dies(names
         assert status == 200 and set(ids) <= {item["document_id"] for item in listing["documents"]}, listing
 
         # ---- batch 2: host h2 dies with documents in flight ----
+        gemini.control({"latency_ms": 1500})  # slow answers: the kill lands while pictures are being described
         second = batch("during")
 
         async def submit_kill_collect():

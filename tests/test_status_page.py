@@ -132,7 +132,7 @@ def test_the_page_shows_progress_failures_and_budget_in_a_browser(cluster, gemin
     assert "not_found" in failure[:failure.index("</tr>")]
     assert "page-missing.pdf" in failure[:failure.index("</tr>")]
     assert enriched.document_id in text[text.index("Recently enriched"):]
-    for figure in ("Effective rate", "5,700", "req/min", "Calls today", "Day's cost", "Circuit breaker", "closed"):
+    for figure in ("Effective rate", "6,000", "req/min", "Calls today", "Day's cost", "Circuit breaker", "closed"):
         assert figure in text, figure
     assert '<div class="banner" id="banner"></div>' in text, "no warning: every worker answered"
 
