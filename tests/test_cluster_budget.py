@@ -96,7 +96,9 @@ def test_ten_calls_a_window_hold_through_a_join_and_a_kill(tmp_path):
         assert all(p["status"] == "described" for o in outcomes.values() for p in o.value["pictures"])
         stats = cluster.gemini.stats()
         assert stats["calls_429"] == 0 and stats["busiest_window"] <= 10, stats
-        assert stats["calls_ok"] == 50
+        # 50 pictures; a call the SIGKILLed worker had under way may be answered and then lost with it, so
+        # its successor describes that picture again (at least once): at most its calls in flight more
+        assert 50 <= stats["calls_ok"] <= 50 + 5, stats
 
 
 def test_the_budget_changes_at_runtime_on_every_worker(tmp_path):
