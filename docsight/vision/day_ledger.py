@@ -176,12 +176,7 @@ class BudgetLedger:
         admitted by ``min(lease, assigned_at)`` and ended by the call timeout after that.
         """
         hold = -math.inf
-        for worker, marks in self._marks.items():
-            if worker == me:
-                continue
-            before = _marks_before(marks, group, generation)
-            if not before:
-                continue
+        for marks, before in self._others_before(me, group, generation):
             last = before[-1]
             if last.kind == "drained":
                 end = last.ended_by + window_seconds + margin_seconds
@@ -190,6 +185,13 @@ class BudgetLedger:
                 end = min(lease, assigned_at) + call_timeout_seconds + window_seconds + margin_seconds
             hold = max(hold, end)
         return hold
+
+    def _others_before(self, me: str, group: str, generation: int | None):
+        """Each other worker's marks, with those published before ``generation`` (workers with none skipped)."""
+        for worker, marks in self._marks.items():
+            before = _marks_before(marks, group, generation) if worker != me else []
+            if before:
+                yield marks, before
 
     def partition_holds(self, me: str, group: str, generation: int | None, assigned_at: float,
                         gained: Iterable[int], window_seconds: float, call_timeout_seconds: float,
@@ -205,12 +207,7 @@ class BudgetLedger:
         assigned and never drained), may have owned anything: ``hold_until``'s bound for it.
         """
         holds = {p: -math.inf for p in gained}
-        for worker, marks in self._marks.items():
-            if worker == me:
-                continue
-            before = _marks_before(marks, group, generation)
-            if not before:
-                continue
+        for marks, before in self._others_before(me, group, generation):
             last = before[-1]
             if (last.kind == "drained" and last.partitions is not None and last.group == group
                     and generation is not None and last.generation == generation - 1):
